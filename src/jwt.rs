@@ -1,0 +1,85 @@
+//! JWT verification (contract §2): signature by a configured key, the
+//! algorithm pinned by that key, `exp` required, `nbf`/`iat` honoured,
+//! `iss`/`aud` enforced, and the caller's id from the configured claim.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Validation};
+use serde_json::Value;
+
+use crate::config::{AuthConfig, KeySource};
+use crate::ids::is_valid_id;
+use crate::jwks::{JwksError, KeySet, Keys, RemoteKeys, SUPPORTED};
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 60;
+
+pub struct JwtVerifier {
+    keys: Keys,
+    /// One prepared `Validation` per supported algorithm, built at init.
+    validations: Vec<(Algorithm, Validation)>,
+    user_id_claim: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("token invalid")]
+    Invalid,
+    #[error("no signing keys are available")]
+    KeysUnavailable,
+}
+
+impl JwtVerifier {
+    pub fn new(config: &AuthConfig) -> Result<Self, JwksError> {
+        let keys = match &config.keys {
+            KeySource::Inline(json) => Keys::Static(Arc::new(KeySet::parse(json.as_bytes())?)),
+            KeySource::Url(url) => Keys::Remote(RemoteKeys::new(url.clone())?),
+        };
+        let validations = SUPPORTED
+            .iter()
+            .map(|&alg| {
+                let mut validation = Validation::new(alg);
+                validation.set_issuer(&[&config.issuer]);
+                validation.set_audience(&config.audiences);
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+                validation.validate_nbf = true;
+                validation.leeway = LEEWAY_SECS;
+                (alg, validation)
+            })
+            .collect();
+        Ok(JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() })
+    }
+
+    pub async fn warm_up(&self) {
+        self.keys.warm_up().await;
+    }
+
+    /// The caller's user id, if `token` is valid.
+    pub async fn verify(&self, token: &str) -> Result<String, JwtError> {
+        // An algorithm outside the supported list (HS*, `none`, EdDSA) fails here.
+        let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == header.alg)
+            .map(|(_, v)| v)
+            .ok_or(JwtError::Invalid)?;
+        let keys = self.keys.current(header.kid.as_deref()).await.map_err(|_| JwtError::KeysUnavailable)?;
+        let claims = keys
+            .candidates(header.kid.as_deref(), header.alg)
+            .find_map(|key| decode::<HashMap<String, Value>>(token, key, validation).ok())
+            .ok_or(JwtError::Invalid)?
+            .claims;
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat.as_f64().ok_or(JwtError::Invalid)?;
+            if iat > (get_current_timestamp() + LEEWAY_SECS) as f64 {
+                return Err(JwtError::Invalid);
+            }
+        }
+        match claims.get(&self.user_id_claim) {
+            Some(Value::String(id)) if is_valid_id(id) => Ok(id.clone()),
+            _ => Err(JwtError::Invalid),
+        }
+    }
+}

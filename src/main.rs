@@ -1,0 +1,36 @@
+//! The `delete-token` Lambda function: everything reusable is built here,
+//! once, at init; requests only use it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use netbird_delete_token::config::Config;
+use netbird_delete_token::handler::App;
+use netbird_delete_token::{entry, store, telemetry};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    telemetry::init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!("invalid configuration: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match App::new(&config, store::dynamodb_client().await) {
+        Ok(app) => Arc::new(app),
+        Err(err) => {
+            tracing::error!("invalid JWT key configuration: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.warm_up().await;
+    match entry::run(app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("Lambda runtime stopped: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! NetBird's permission rules for deleting a token, in NetBird's order
+//! (contract §3, checks 1 to 6). Pure: the caller and target rows in, a
+//! verdict out; check 7 is the conditional delete itself.
+
+use crate::user::{Role, User};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    CallerNotFound,
+    CallerBlocked,
+    CallerPendingApproval,
+    PermissionDenied,
+    TargetNotFound,
+    AdminRequired,
+}
+
+/// `caller_id` and `target_id` name the rows that `caller` and `target` are
+/// (`None` when the users table has no such row).
+pub fn may_delete_token(caller: Option<&User>, target_id: &str, target: Option<&User>) -> Result<(), Refusal> {
+    // 1. The caller must exist.
+    let caller = caller.ok_or(Refusal::CallerNotFound)?;
+    // 2. …and be active.
+    if caller.pending_approval {
+        return Err(Refusal::CallerPendingApproval);
+    }
+    if caller.blocked {
+        return Err(Refusal::CallerBlocked);
+    }
+    // 3. …in a role that may delete tokens at all.
+    if !matches!(caller.role, Role::Owner | Role::Admin | Role::NetworkAdmin) {
+        return Err(Refusal::PermissionDenied);
+    }
+    // 4. The target must exist.
+    let target = target.ok_or(Refusal::TargetNotFound)?;
+    // 5. …in the caller's account.
+    if target.account_id != caller.account_id {
+        return Err(Refusal::PermissionDenied);
+    }
+    // 6. Their own token, or an owner's or admin's on a service user.
+    let own = caller.id == target_id;
+    let admin_on_service_user = matches!(caller.role, Role::Owner | Role::Admin) && target.is_service_user;
+    if !own && !admin_on_service_user {
+        return Err(Refusal::AdminRequired);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, account: &str, role: Role) -> User {
+        User {
+            id: id.into(),
+            account_id: account.into(),
+            role,
+            is_service_user: false,
+            service_user_name: None,
+            blocked: false,
+            pending_approval: false,
+        }
+    }
+
+    fn service(id: &str, account: &str) -> User {
+        User { is_service_user: true, ..user(id, account, Role::User) }
+    }
+
+    const ALL_ROLES: [Role; 7] = [
+        Role::Owner,
+        Role::Admin,
+        Role::NetworkAdmin,
+        Role::User,
+        Role::Auditor,
+        Role::BillingAdmin,
+        Role::Unknown,
+    ];
+
+    #[test]
+    fn check_1_unknown_caller() {
+        let target = user("t", "acc", Role::User);
+        assert_eq!(may_delete_token(None, "t", Some(&target)), Err(Refusal::CallerNotFound));
+        assert_eq!(may_delete_token(None, "t", None), Err(Refusal::CallerNotFound));
+    }
+
+    #[test]
+    fn check_2_blocked_or_pending_caller() {
+        let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
+        let pending = User { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
+        let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
+        assert_eq!(may_delete_token(Some(&blocked), "c", Some(&blocked)), Err(Refusal::CallerBlocked));
+        assert_eq!(may_delete_token(Some(&pending), "c", Some(&pending)), Err(Refusal::CallerPendingApproval));
+        assert_eq!(may_delete_token(Some(&only_pending), "c", None), Err(Refusal::CallerPendingApproval));
+    }
+
+    #[test]
+    fn check_3_roles_without_delete_even_on_own_tokens() {
+        for role in [Role::User, Role::Auditor, Role::BillingAdmin, Role::Unknown] {
+            let caller = user("c", "acc", role);
+            assert_eq!(may_delete_token(Some(&caller), "c", Some(&caller)), Err(Refusal::PermissionDenied), "{role:?}");
+            // Check 3 comes before check 4.
+            assert_eq!(may_delete_token(Some(&caller), "x", None), Err(Refusal::PermissionDenied), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn check_4_missing_target() {
+        let caller = user("c", "acc", Role::Owner);
+        assert_eq!(may_delete_token(Some(&caller), "gone", None), Err(Refusal::TargetNotFound));
+    }
+
+    #[test]
+    fn check_5_other_account_for_every_role() {
+        for role in [Role::Owner, Role::Admin, Role::NetworkAdmin] {
+            let caller = user("c", "acc", role);
+            let stranger = service("s", "other");
+            assert_eq!(may_delete_token(Some(&caller), "s", Some(&stranger)), Err(Refusal::PermissionDenied), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn check_6_the_role_matrix() {
+        let peer = user("p", "acc", Role::User);
+        let svc = service("s", "acc");
+        for role in ALL_ROLES {
+            let caller = user("c", "acc", role);
+            let may = |target: &User| may_delete_token(Some(&caller), &target.id, Some(target));
+            let allowed = matches!(role, Role::Owner | Role::Admin | Role::NetworkAdmin);
+            let admin = matches!(role, Role::Owner | Role::Admin);
+            let own = may(&caller);
+            let other_user = may(&peer);
+            let service_user = may(&svc);
+            if allowed {
+                assert_eq!(own, Ok(()), "{role:?} own");
+                assert_eq!(other_user, Err(Refusal::AdminRequired), "{role:?} other user");
+                let want = if admin { Ok(()) } else { Err(Refusal::AdminRequired) };
+                assert_eq!(service_user, want, "{role:?} service user");
+            } else {
+                for got in [own, other_user, service_user] {
+                    assert_eq!(got, Err(Refusal::PermissionDenied), "{role:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_service_user_that_is_owner_deletes_own() {
+        let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
+        assert_eq!(may_delete_token(Some(&caller), "c", Some(&caller)), Ok(()));
+    }
+}

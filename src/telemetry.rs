@@ -1,0 +1,147 @@
+//! Logs, metrics and the audit trail. Nothing here ever sees a credential.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+pub const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
+
+/// Text logs, or JSON when Lambda's advanced logging asks for it
+/// (`AWS_LAMBDA_LOG_FORMAT=JSON`); level from `AWS_LAMBDA_LOG_LEVEL` or
+/// `RUST_LOG`.
+pub fn init_logging() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    // The runtime logs each raw event, Authorization header and all, at
+    // TRACE: never let that through, whatever level is asked for.
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy("")
+        .add_directive("lambda_runtime=info".parse().unwrap_or_else(|_| LevelFilter::INFO.into()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(false).without_time();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// How one request ended, for its log line and its metrics.
+pub struct RequestSummary<'a> {
+    pub request_id: &'a str,
+    pub outcome: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+}
+
+impl RequestSummary<'_> {
+    pub fn log(&self) {
+        tracing::info!(
+            request_id = self.request_id,
+            outcome = self.outcome,
+            status = self.status,
+            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            "request"
+        );
+        // EMF must be a line of its own on stdout for CloudWatch to read it.
+        let line = self.emf(SystemTime::now()).to_string();
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+
+    /// CloudWatch Embedded Metric Format: a count per outcome, the duration,
+    /// and a DynamoDB error count on internal errors.
+    pub fn emf(&self, now: SystemTime) -> Value {
+        let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        json!({
+            "_aws": {
+                "Timestamp": millis,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["Outcome"]],
+                    "Metrics": [
+                        { "Name": "Requests", "Unit": "Count" },
+                        { "Name": "Deleted", "Unit": "Count" },
+                        { "Name": "Refused", "Unit": "Count" },
+                        { "Name": "InternalErrors", "Unit": "Count" },
+                        { "Name": "Duration", "Unit": "Milliseconds" }
+                    ]
+                }]
+            },
+            "Outcome": self.outcome,
+            "Requests": 1,
+            "Deleted": u8::from(self.status == 200),
+            "Refused": u8::from((400..500).contains(&self.status)),
+            "InternalErrors": u8::from(self.status >= 500),
+            "Duration": self.duration.as_secs_f64() * 1000.0,
+            "requestId": self.request_id,
+            "status": self.status,
+        })
+    }
+}
+
+/// NetBird's activity 42, as it stores the event (contract §8).
+pub struct AuditEvent<'a> {
+    pub initiator_id: &'a str,
+    pub target_id: &'a str,
+    pub account_id: &'a str,
+    pub token_id: &'a str,
+    pub token_name: &'a str,
+    pub is_service_user: bool,
+    pub user_name: &'a str,
+}
+
+impl AuditEvent<'_> {
+    pub fn log(&self) {
+        tracing::info!(
+            audit = true,
+            activity = 42,
+            activity_code = "personal.access.token.delete",
+            initiator_id = self.initiator_id,
+            target_id = self.target_id,
+            account_id = self.account_id,
+            token_id = self.token_id,
+            meta.name = self.token_name,
+            meta.is_service_user = self.is_service_user,
+            meta.user_name = self.user_name,
+            "personal access token deleted"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_declares_every_metric_it_sets() {
+        let summary = RequestSummary {
+            request_id: "r1",
+            outcome: "deleted",
+            status: 200,
+            duration: Duration::from_millis(7),
+        };
+        let emf = summary.emf(UNIX_EPOCH + Duration::from_secs(1));
+        assert_eq!(emf["_aws"]["Timestamp"], 1000);
+        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRICS_NAMESPACE);
+        for metric in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(emf[name].is_number(), "{name} declared but not set");
+        }
+        assert_eq!(emf["Outcome"], "deleted");
+        assert_eq!((emf["Deleted"].as_u64(), emf["Refused"].as_u64(), emf["InternalErrors"].as_u64()), (Some(1), Some(0), Some(0)));
+        assert_eq!(emf["Duration"], 7.0);
+    }
+
+    #[test]
+    fn emf_counts_refusals_and_errors() {
+        let at = |status| RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.emf(UNIX_EPOCH);
+        assert_eq!((at(403)["Refused"].as_u64(), at(403)["Deleted"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(at(500)["InternalErrors"].as_u64(), Some(1));
+    }
+}
