@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
@@ -33,8 +33,21 @@ pub struct StoreError {
     detail: String,
 }
 
-fn store_error<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError { operation, detail: DisplayErrorContext(e).to_string() }
+/// Service errors by code and message only: their raw response is noise.
+fn store_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| {
+        let detail = match &e {
+            SdkError::ServiceError(se) => {
+                format!("{}: {}", se.err().code().unwrap_or("unknown"), se.err().message().unwrap_or_default())
+            }
+            _ => DisplayErrorContext(&e).to_string(),
+        };
+        StoreError { operation, detail }
+    }
 }
 
 /// The token row a PAT resolved to.

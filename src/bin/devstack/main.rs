@@ -1,1 +1,243 @@
-fn main() {}
+//! `devstack`: the local stack's helper. Creates the tables from
+//! template.yaml, adds users and PATs, and mints JWTs with a local
+//! development key. Talks to whatever `AWS_ENDPOINT_URL_DYNAMODB` names.
+//!
+//! ```text
+//! devstack tables [--template template.yaml]
+//! devstack user   --id ID --account ACCOUNT --role ROLE [--service NAME] [--blocked] [--pending]
+//! devstack pat    --user ID [--name NAME] [--days 30] [--id TOKEN_ID]
+//! devstack jwks   [--key .local/dev-key.p8]
+//! devstack jwt    --user ID [--key ...] [--issuer ...] [--audience ...] [--hours 12]
+//! devstack demo   [--key ...] [--base-url http://127.0.0.1:9000]
+//! ```
+//! Table names come from `TOKENS_TABLE` and `USERS_TABLE`.
+
+mod demo;
+mod schema;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use jsonwebtoken::Algorithm;
+use netbird_delete_token::devkeys::DevKey;
+use netbird_delete_token::pat;
+
+type Result<T> = std::result::Result<T, String>;
+
+pub const DEFAULT_KEY: &str = ".local/dev-key.p8";
+pub const DEFAULT_ISSUER: &str = "https://idp.netbird.local/";
+pub const DEFAULT_AUDIENCE: &str = "netbird-local";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("devstack: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<()> {
+    let (command, rest) = args.split_first().ok_or("usage: devstack tables|user|pat|jwks|jwt|demo [--flag value]...")?;
+    let flags = Flags::parse(rest)?;
+    match command.as_str() {
+        "tables" => create_tables(&Env::load().await?, &flags.get_or("template", "template.yaml")).await,
+        "user" => {
+            let env = Env::load().await?;
+            put_user(
+                &env,
+                &NewUser {
+                    id: flags.required("id")?,
+                    account: flags.required("account")?,
+                    role: flags.required("role")?,
+                    service_name: flags.get("service"),
+                    blocked: flags.has("blocked"),
+                    pending: flags.has("pending"),
+                },
+            )
+            .await
+        }
+        "pat" => {
+            let env = Env::load().await?;
+            let days: i64 = flags.get_or("days", "30").parse().map_err(|_| "--days takes a number")?;
+            let user = flags.required("user")?;
+            let id = flags.get_or("id", &format!("tok-{}", unix_now()));
+            let token = add_pat(&env, &user, &id, &flags.get_or("name", "local"), days * 86_400).await?;
+            println!("{token}");
+            Ok(())
+        }
+        "jwks" => {
+            println!("{}", load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?.jwks_json().map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        "jwt" => {
+            let key = load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?;
+            let hours: i64 = flags.get_or("hours", "12").parse().map_err(|_| "--hours takes a number")?;
+            let jwt = mint_jwt(
+                &key,
+                &flags.required("user")?,
+                &flags.get_or("issuer", DEFAULT_ISSUER),
+                &flags.get_or("audience", DEFAULT_AUDIENCE),
+                hours * 3600,
+            )?;
+            println!("{jwt}");
+            Ok(())
+        }
+        "demo" => {
+            let env = Env::load().await?;
+            let key = load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?;
+            demo::seed_and_print(&env, &key, &flags.get_or("base-url", "http://127.0.0.1:9000")).await
+        }
+        other => Err(format!("unknown command {other}")),
+    }
+}
+
+pub struct Env {
+    pub client: Client,
+    pub tokens_table: String,
+    pub users_table: String,
+}
+
+impl Env {
+    async fn load() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set"));
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Env { client: Client::new(&shared), tokens_table: var("TOKENS_TABLE")?, users_table: var("USERS_TABLE")? })
+    }
+}
+
+pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
+    let template = std::fs::read_to_string(template_path).map_err(|e| format!("{template_path}: {e}"))?;
+    for (logical_id, name) in [("TokensTable", &env.tokens_table), ("UsersTable", &env.users_table)] {
+        schema::create_table(&env.client, name, &schema::table_schema(&template, logical_id)?).await?;
+    }
+    Ok(())
+}
+
+pub struct NewUser {
+    pub id: String,
+    pub account: String,
+    pub role: String,
+    pub service_name: Option<String>,
+    pub blocked: bool,
+    pub pending: bool,
+}
+
+pub async fn put_user(env: &Env, user: &NewUser) -> Result<()> {
+    let mut item = HashMap::from([
+        ("userId".to_owned(), AttributeValue::S(user.id.clone())),
+        ("accountId".to_owned(), AttributeValue::S(user.account.clone())),
+        ("role".to_owned(), AttributeValue::S(user.role.clone())),
+        ("isServiceUser".to_owned(), AttributeValue::Bool(user.service_name.is_some())),
+        ("blocked".to_owned(), AttributeValue::Bool(user.blocked)),
+        ("pendingApproval".to_owned(), AttributeValue::Bool(user.pending)),
+    ]);
+    if let Some(name) = &user.service_name {
+        item.insert("serviceUserName".into(), AttributeValue::S(name.clone()));
+    }
+    env.client
+        .put_item()
+        .table_name(&env.users_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| format!("PutItem user: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// Stores a fresh PAT for `user_id` (in the user's account) and returns it.
+pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_secs: i64) -> Result<String> {
+    let user = env
+        .client
+        .get_item()
+        .table_name(&env.users_table)
+        .key("userId", AttributeValue::S(user_id.into()))
+        .send()
+        .await
+        .map_err(|e| format!("GetItem user: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?
+        .item
+        .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
+    let account = user.get("accountId").cloned().ok_or("the user has no accountId")?;
+    let token = pat::generate().map_err(|_| "no random bytes")?;
+    let now = unix_now();
+    let item = HashMap::from([
+        ("userId".to_owned(), AttributeValue::S(user_id.into())),
+        ("tokenId".to_owned(), AttributeValue::S(token_id.into())),
+        ("accountId".to_owned(), account),
+        ("name".to_owned(), AttributeValue::S(name.into())),
+        ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(&token))),
+        ("expiresAt".to_owned(), AttributeValue::N((now + ttl_secs).to_string())),
+        ("createdAt".to_owned(), AttributeValue::N(now.to_string())),
+        ("createdBy".to_owned(), AttributeValue::S(user_id.into())),
+    ]);
+    env.client
+        .put_item()
+        .table_name(&env.tokens_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| format!("PutItem token: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    Ok(token)
+}
+
+/// The development signing key, created on first use. Local only: the
+/// file sits in the git-ignored `.local/`.
+pub fn load_or_create_key(path: &str) -> Result<DevKey> {
+    let kid = "netbird-local-dev";
+    if let Ok(pkcs8) = std::fs::read(path) {
+        return DevKey::from_pkcs8(kid, Algorithm::ES256, &pkcs8).map_err(|e| e.to_string());
+    }
+    let key = DevKey::generate_es256(kid).map_err(|e| e.to_string())?;
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, &key.pkcs8).map_err(|e| format!("{path}: {e}"))?;
+    Ok(key)
+}
+
+pub fn mint_jwt(key: &DevKey, user_id: &str, issuer: &str, audience: &str, ttl_secs: i64) -> Result<String> {
+    let now = unix_now();
+    let claims = serde_json::json!({ "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_secs });
+    key.sign(&claims).map_err(|e| e.to_string())
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+struct Flags(HashMap<String, Option<String>>);
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut flags = HashMap::new();
+        let mut iter = args.iter().peekable();
+        while let Some(arg) = iter.next() {
+            let name = arg.strip_prefix("--").ok_or_else(|| format!("unexpected argument {arg}"))?;
+            let value = iter.next_if(|v| !v.starts_with("--")).cloned();
+            flags.insert(name.to_owned(), value);
+        }
+        Ok(Flags(flags))
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().flatten()
+    }
+
+    fn get_or(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn required(&self, name: &str) -> Result<String> {
+        self.get(name).ok_or_else(|| format!("--{name} is required"))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}

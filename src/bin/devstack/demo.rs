@@ -1,0 +1,70 @@
+//! The demo account `make run` starts with, and the curl commands that
+//! show it working.
+
+use netbird_delete_token::devkeys::DevKey;
+
+use crate::{add_pat, create_tables, mint_jwt, put_user, Env, NewUser, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+
+const ACCOUNT: &str = "demo-account";
+
+pub async fn seed_and_print(env: &Env, key: &DevKey, base_url: &str) -> Result<()> {
+    create_tables(env, "template.yaml").await?;
+    let users = [
+        ("demo-owner", "owner", None),
+        ("demo-admin", "admin", None),
+        ("demo-user", "user", None),
+        ("demo-service", "user", Some("ci-bot")),
+    ];
+    for (id, role, service) in users {
+        let user = NewUser {
+            id: id.into(),
+            account: ACCOUNT.into(),
+            role: role.into(),
+            service_name: service.map(str::to_owned),
+            blocked: false,
+            pending: false,
+        };
+        put_user(env, &user).await?;
+    }
+    const DAY: i64 = 86_400;
+    let owner_pat = add_pat(env, "demo-owner", "owner-laptop", "laptop", 30 * DAY).await?;
+    add_pat(env, "demo-owner", "owner-cli", "cli", 30 * DAY).await?;
+    add_pat(env, "demo-admin", "admin-ci", "ci", 30 * DAY).await?;
+    let user_pat = add_pat(env, "demo-user", "user-laptop", "laptop", 30 * DAY).await?;
+    add_pat(env, "demo-service", "svc-deploy", "deploy", 30 * DAY).await?;
+    let admin_jwt = mint_jwt(key, "demo-admin", DEFAULT_ISSUER, DEFAULT_AUDIENCE, DAY / 2)?;
+
+    let url = |user: &str, token: &str| format!("{base_url}/api/users/{user}/tokens/{token}");
+    println!(
+        r#"
+Demo account {ACCOUNT}: demo-owner (owner), demo-admin (admin), demo-user (user),
+demo-service (service user "ci-bot"). Development credentials, valid for this session:
+
+  PAT of demo-owner:  {owner_pat}
+  PAT of demo-user:   {user_pat}
+  JWT of demo-admin:  {admin_jwt}
+
+Try these (each deletes once; a second run answers 404):
+
+# 200 {{}}: the owner deletes their own token "owner-cli" with their PAT
+curl -i -X DELETE '{own}' -H 'Authorization: Token {owner_pat}'
+
+# 200 {{}}: the admin deletes the service user's token with a JWT
+curl -i -X DELETE '{svc}' -H 'Authorization: Bearer {admin_jwt}'
+
+# 403 admin role required to perform this action: the admin may not delete the owner's token
+curl -i -X DELETE '{other}' -H 'Authorization: Bearer {admin_jwt}'
+
+# 403 permission denied: role "user" may not delete tokens, not even its own
+curl -i -X DELETE '{user}' -H 'Authorization: Token {user_pat}'
+
+# 401 no valid authentication provided
+curl -i -X DELETE '{own}'
+"#,
+        own = url("demo-owner", "owner-cli"),
+        svc = url("demo-service", "svc-deploy"),
+        other = url("demo-owner", "owner-laptop"),
+        user = url("demo-user", "user-laptop"),
+    );
+    Ok(())
+}
