@@ -74,17 +74,19 @@ pub struct Store {
 /// The SDK client with this function's timeouts and retries. Region,
 /// credentials and `AWS_ENDPOINT_URL_DYNAMODB` come from the environment.
 pub async fn dynamodb_client() -> Client {
+    Client::new(&sdk_config().load().await)
+}
+
+/// This function's timeouts and standard retries, for further settings.
+pub fn sdk_config() -> aws_config::ConfigLoader {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .load()
-        .await;
-    Client::new(&shared)
 }
 
 impl Store {

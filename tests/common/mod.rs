@@ -1,0 +1,286 @@
+//! A real stack for the tests: DynamoDB Local (started by
+//! `tests/tools/with-dynamodb-local`), tables created from template.yaml by
+//! `devstack`, and the real handler fed real event JSON.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use jsonwebtoken::Algorithm;
+use netbird_delete_token::config::Config;
+use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::entry::handle_event;
+use netbird_delete_token::handler::App;
+use netbird_delete_token::{pat, store};
+use serde_json::{json, Value};
+
+pub const ISSUER: &str = "https://idp.test/";
+pub const AUDIENCE: &str = "netbird-test";
+pub const ACCOUNT: &str = "acc-1";
+
+/// DynamoDB Local's address; the tests cannot run without it.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test` (tests/tools/with-dynamodb-local)")
+    })
+}
+
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub struct Keys {
+    pub es256: DevKey,
+    pub rs256: DevKey,
+}
+
+impl Keys {
+    pub fn new() -> Self {
+        Keys {
+            es256: DevKey::generate_es256("es-key").unwrap(),
+            rs256: DevKey::generate_rsa("rs-key", Algorithm::RS256).unwrap(),
+        }
+    }
+
+    pub fn jwks(&self) -> String {
+        jwks_json(&[&self.es256, &self.rs256]).unwrap()
+    }
+
+    pub fn jwt(&self, sub: &str) -> String {
+        self.es256.sign(&claims(sub)).unwrap()
+    }
+}
+
+pub fn claims(sub: &str) -> Value {
+    json!({ "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 600 })
+}
+
+pub struct Stack {
+    pub client: Client,
+    pub config: Config,
+    pub keys: Keys,
+    pub app: Arc<App>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: HashMap<String, String>,
+}
+
+impl Stack {
+    /// Fresh, uniquely named tables from template.yaml, and an App on them.
+    pub async fn new() -> Stack {
+        Self::with_endpoint(&endpoint()).await
+    }
+
+    /// The tables are created on DynamoDB Local; the function talks to
+    /// `function_endpoint` (a fault-injecting proxy, or nothing at all).
+    pub async fn with_endpoint(function_endpoint: &str) -> Stack {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let suffix = format!("{}-{}-{}", std::process::id(), now(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let tokens_table = format!("tokens-{suffix}");
+        let users_table = format!("users-{suffix}");
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_devstack"))
+            .args(["tables", "--template", concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")])
+            .env("TOKENS_TABLE", &tokens_table)
+            .env("USERS_TABLE", &users_table)
+            .status()
+            .expect("devstack runs");
+        assert!(status.success(), "devstack tables failed");
+        let keys = Keys::new();
+        let jwks = keys.jwks();
+        let vars = HashMap::from([
+            ("TOKENS_TABLE", tokens_table),
+            ("USERS_TABLE", users_table),
+            ("AUTH_ISSUER", ISSUER.to_owned()),
+            ("AUTH_AUDIENCE", format!("other,{AUDIENCE}")),
+            ("AUTH_JWKS", jwks),
+        ]);
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+        let function_client =
+            Client::new(&store::sdk_config().endpoint_url(function_endpoint).load().await);
+        let app = Arc::new(App::new(&config, function_client).unwrap());
+        Stack { client, config, keys, app }
+    }
+
+    pub async fn user(&self, id: &str, account: &str, role: &str) {
+        self.put_user(id, account, role, &[]).await;
+    }
+
+    pub async fn put_user(&self, id: &str, account: &str, role: &str, extra: &[(&str, AttributeValue)]) {
+        let mut item = HashMap::from([
+            ("userId".to_owned(), AttributeValue::S(id.into())),
+            ("accountId".to_owned(), AttributeValue::S(account.into())),
+            ("role".to_owned(), AttributeValue::S(role.into())),
+            ("isServiceUser".to_owned(), AttributeValue::Bool(false)),
+        ]);
+        item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.client.put_item().table_name(&self.config.users_table).set_item(Some(item)).send().await.unwrap();
+    }
+
+    pub async fn service_user(&self, id: &str, account: &str, name: &str) {
+        let extra = [("isServiceUser", AttributeValue::Bool(true)), ("serviceUserName", AttributeValue::S(name.into()))];
+        self.put_user(id, account, "user", &extra).await;
+    }
+
+    /// A token row for `user` in `account`; returns its plain PAT.
+    pub async fn token(&self, user: &str, token_id: &str, account: &str, expires_at: Option<i64>) -> String {
+        let plain = pat::generate().unwrap();
+        let mut item = HashMap::from([
+            ("userId".to_owned(), AttributeValue::S(user.into())),
+            ("tokenId".to_owned(), AttributeValue::S(token_id.into())),
+            ("accountId".to_owned(), AttributeValue::S(account.into())),
+            ("name".to_owned(), AttributeValue::S(format!("name of {token_id}"))),
+            ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(&plain))),
+            ("createdAt".to_owned(), AttributeValue::N(now().to_string())),
+            ("createdBy".to_owned(), AttributeValue::S(user.into())),
+        ]);
+        if let Some(at) = expires_at {
+            item.insert("expiresAt".into(), AttributeValue::N(at.to_string()));
+        }
+        self.client.put_item().table_name(&self.config.tokens_table).set_item(Some(item)).send().await.unwrap();
+        plain
+    }
+
+    /// A token valid for a day.
+    pub async fn live_token(&self, user: &str, token_id: &str) -> String {
+        self.token(user, token_id, ACCOUNT, Some(now() + 86_400)).await
+    }
+
+    /// Every (userId, tokenId) in the tokens table, sorted.
+    pub async fn tokens(&self) -> Vec<(String, String)> {
+        let items = self.client.scan().table_name(&self.config.tokens_table).send().await.unwrap().items.unwrap_or_default();
+        let mut keys: Vec<_> = items
+            .iter()
+            .map(|i| (i["userId"].as_s().unwrap().clone(), i["tokenId"].as_s().unwrap().clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub async fn token_item(&self, user: &str, token_id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.client
+            .get_item()
+            .table_name(&self.config.tokens_table)
+            .key("userId", AttributeValue::S(user.into()))
+            .key("tokenId", AttributeValue::S(token_id.into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// Runs `event` through the real entry point, as Lambda would.
+    pub async fn call(&self, event: &Value) -> Answer {
+        let mut context = lambda_http::Context::default();
+        context.request_id = "req-test-1".into();
+        context.deadline = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64) + 6_000;
+        let raw = serde_json::value::to_raw_value(event).unwrap();
+        answer(handle_event(self.app.clone(), &raw, context).await)
+    }
+
+    /// DELETE through an HTTP API (payload 2.0) event.
+    pub async fn delete(&self, user: &str, token: &str, authorization: Option<&str>) -> Answer {
+        self.call(&http_api_event("DELETE", user, token, authorization)).await
+    }
+}
+
+/// The JSON Lambda returns, in one shape whatever the event source.
+pub fn answer(response: Value) -> Answer {
+    let status = response["statusCode"].as_u64().unwrap() as u16;
+    let body = match response["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
+        _ => Value::Null,
+    };
+    let mut headers = HashMap::new();
+    if let Some(map) = response["headers"].as_object() {
+        headers.extend(map.iter().map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_owned())));
+    }
+    if let Some(map) = response["multiValueHeaders"].as_object() {
+        headers.extend(map.iter().map(|(k, v)| (k.to_lowercase(), v[0].as_str().unwrap_or_default().to_owned())));
+    }
+    Answer { status, body, headers }
+}
+
+pub fn error(status: u16, message: &str) -> (u16, Value) {
+    (status, json!({ "message": message, "code": status }))
+}
+
+fn headers(authorization: Option<&str>) -> Value {
+    let mut headers = json!({ "host": "api.example.com", "content-length": "0" });
+    if let Some(a) = authorization {
+        headers["authorization"] = json!(a);
+    }
+    headers
+}
+
+pub fn http_api_event(method: &str, user: &str, token: &str, authorization: Option<&str>) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
+        "rawPath": format!("/api/users/{}/tokens/{}", encode(user), encode(token)),
+        "rawQueryString": "",
+        "headers": headers(authorization),
+        "pathParameters": { "userId": user, "tokenId": token },
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": { "method": method, "path": format!("/api/users/{}/tokens/{}", encode(user), encode(token)),
+                      "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test" },
+            "requestId": "apigw-1", "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}", "stage": "$default",
+            "time": "29/Nov/2026:00:00:00 +0000", "timeEpoch": 1795000000000i64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+pub fn rest_api_event(method: &str, user: &str, token: &str, authorization: Option<&str>) -> Value {
+    let path = format!("/api/users/{}/tokens/{}", encode(user), encode(token));
+    json!({
+        "resource": "/api/users/{userId}/tokens/{tokenId}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers(authorization),
+        "multiValueHeaders": {},
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": { "userId": user, "tokenId": token },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "resourceId": "res", "stage": "prod",
+            "requestId": "apigw-1", "httpMethod": method, "path": format!("/prod{path}"),
+            "resourcePath": "/api/users/{userId}/tokens/{tokenId}",
+            "identity": { "sourceIp": "192.0.2.1" }
+        },
+        "body": null,
+        "isBase64Encoded": false
+    })
+}
+
+/// A Function URL (or `cargo lambda watch`) event: a raw path, no route.
+pub fn function_url_event(method: &str, raw_path: &str, authorization: Option<&str>) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": "",
+        "headers": headers(authorization),
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "url", "domainName": "url.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "url",
+            "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test" },
+            "requestId": "url-1", "routeKey": "$default", "stage": "$default",
+            "time": "29/Nov/2026:00:00:00 +0000", "timeEpoch": 1795000000000i64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+pub fn encode(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

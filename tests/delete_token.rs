@@ -1,0 +1,220 @@
+//! The handler end to end against DynamoDB Local: status, body, and the
+//! tokens table afterwards, for every row of the contract.
+
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::*;
+use serde_json::json;
+
+fn pair(user: &str, token: &str) -> (String, String) {
+    (user.to_owned(), token.to_owned())
+}
+
+/// owner `o`, admin `a`, network admin `n`, user `u`, service user `s`,
+/// each with one token `<id>-t`; `x` is in another account.
+async fn account() -> Stack {
+    let stack = Stack::new().await;
+    for (id, role) in [("o", "owner"), ("a", "admin"), ("n", "network_admin"), ("u", "user")] {
+        stack.user(id, ACCOUNT, role).await;
+        stack.live_token(id, &format!("{id}-t")).await;
+    }
+    stack.service_user("s", ACCOUNT, "ci-bot").await;
+    stack.live_token("s", "s-t").await;
+    stack.user("x", "acc-2", "owner").await;
+    stack.token("x", "x-t", "acc-2", Some(now() + 86_400)).await;
+    stack
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_deletes_own_token_with_a_jwt() {
+    let stack = account().await;
+    stack.live_token("o", "o-2").await;
+    let before = stack.tokens().await;
+    let got = stack.delete("o", "o-2", Some(&format!("Bearer {}", stack.keys.jwt("o")))).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert_eq!(got.headers["x-request-id"], "req-test-1");
+    let want: Vec<_> = before.into_iter().filter(|k| *k != pair("o", "o-2")).collect();
+    assert_eq!(stack.tokens().await, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pat_caller_deletes_own_token_and_its_use_is_recorded() {
+    let stack = account().await;
+    let pat = stack.live_token("n", "n-login").await;
+    let got = stack.call(&rest_api_event("DELETE", "n", "n-t", Some(&format!("Token {pat}")))).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert!(stack.token_item("n", "n-t").await.is_none());
+    let login = stack.token_item("n", "n-login").await.unwrap();
+    let last_used: i64 = login["lastUsed"].as_n().unwrap().parse().unwrap();
+    assert!((now() - last_used).abs() < 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pat_may_delete_itself_without_being_recreated() {
+    let stack = account().await;
+    let pat = stack.live_token("o", "o-self").await;
+    let got = stack.delete("o", "o-self", Some(&format!("Bearer {pat}"))).await;
+    assert_eq!(got.status, 200);
+    assert!(stack.token_item("o", "o-self").await.is_none());
+    let again = stack.delete("o", "o-self", Some(&format!("Token {pat}"))).await;
+    assert_eq!((again.status, again.body), error(401, "token invalid"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_url_paths_with_stage_and_encoded_ids() {
+    let stack = Stack::new().await;
+    let user = "google-oauth2|110539841234567890123";
+    stack.user(user, ACCOUNT, "owner").await;
+    stack.live_token(user, "tök en").await;
+    stack.live_token(user, "keep").await;
+    let auth = format!("Bearer {}", stack.keys.jwt(user));
+    let path = format!("/prod/api/users/{}/tokens/{}", encode(user), encode("tök en"));
+    let got = stack.call(&function_url_event("DELETE", &path, Some(&auth))).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    assert_eq!(stack.tokens().await, vec![pair(user, "keep")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_delete_service_users_tokens_only() {
+    let stack = account().await;
+    let before = stack.tokens().await;
+    let admin = format!("Bearer {}", stack.keys.jwt("a"));
+    let refused = stack.delete("o", "o-t", Some(&admin)).await;
+    assert_eq!((refused.status, refused.body), error(403, "admin role required to perform this action"));
+    let netadmin = format!("Bearer {}", stack.keys.jwt("n"));
+    let refused = stack.delete("s", "s-t", Some(&netadmin)).await;
+    assert_eq!((refused.status, refused.body), error(403, "admin role required to perform this action"));
+    assert_eq!(stack.tokens().await, before);
+
+    let got = stack.delete("s", "s-t", Some(&admin)).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    let want: Vec<_> = before.into_iter().filter(|k| *k != pair("s", "s-t")).collect();
+    assert_eq!(stack.tokens().await, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_refusal_leaves_every_token_in_place() {
+    let stack = account().await;
+    stack.put_user("b", ACCOUNT, "owner", &[("blocked", AttributeValue::Bool(true))]).await;
+    let pending = [("blocked", AttributeValue::Bool(true)), ("pendingApproval", AttributeValue::Bool(true))];
+    stack.put_user("p", ACCOUNT, "owner", &pending).await;
+    stack.user("r", ACCOUNT, "auditor").await;
+    stack.user("m", ACCOUNT, "mystery_role").await;
+    for id in ["b", "p", "r", "m"] {
+        stack.live_token(id, &format!("{id}-t")).await;
+    }
+    let before = stack.tokens().await;
+    let jwt = |sub: &str| format!("Bearer {}", stack.keys.jwt(sub));
+    let cases = [
+        ("ghost", "o", "o-t", error(403, "failed to validate user permissions: user: ghost not found")),
+        ("b", "b", "b-t", error(403, "failed to validate user permissions: user is blocked")),
+        ("p", "p", "p-t", error(403, "failed to validate user permissions: user is pending approval")),
+        ("u", "u", "u-t", error(403, "permission denied")),
+        ("r", "r", "r-t", error(403, "permission denied")),
+        ("m", "m", "m-t", error(403, "permission denied")),
+        ("o", "nobody", "t", error(404, "user: nobody not found")),
+        ("o", "x", "x-t", error(403, "permission denied")),
+        ("o", "o", "missing", error(404, "pat: missing not found")),
+        // The id exists, but under another user: simply not found.
+        ("o", "o", "a-t", error(404, "pat: a-t not found")),
+    ];
+    for (caller, user, token, want) in cases {
+        let got = stack.delete(user, token, Some(&jwt(caller))).await;
+        assert_eq!((got.status, got.body), want, "{caller} deleting {user}/{token}");
+        assert_eq!(got.headers["content-type"], "application/json");
+    }
+    assert_eq!(stack.tokens().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_failures() {
+    let stack = account().await;
+    let before = stack.tokens().await;
+    let expired = stack.token("o", "o-old", ACCOUNT, Some(now() - 1)).await;
+    let no_expiry = stack.token("o", "o-forever", ACCOUNT, None).await;
+    let unknown = netbird_delete_token::pat::generate().unwrap();
+    let mut bad_checksum = stack.live_token("o", "o-pat").await;
+    let last = if bad_checksum.ends_with('0') { "1" } else { "0" };
+    bad_checksum.replace_range(39.., last);
+    let no_auth = error(401, "no valid authentication provided");
+    let invalid = error(401, "token invalid");
+    let cases = [
+        (None, no_auth.clone()),
+        (Some(String::new()), no_auth.clone()),
+        (Some("Basic bzpw".to_owned()), no_auth.clone()),
+        (Some(format!("Token {expired}")), invalid.clone()),
+        (Some(format!("Token {no_expiry}")), invalid.clone()),
+        (Some(format!("Token {unknown}")), invalid.clone()),
+        (Some(format!("Token {bad_checksum}")), invalid.clone()),
+        (Some("Bearer not.a.jwt".to_owned()), invalid.clone()),
+    ];
+    for (auth, want) in cases {
+        let got = stack.delete("o", "o-t", auth.as_deref()).await;
+        assert_eq!((got.status, got.body), want, "{auth:?}");
+    }
+    let mut after = stack.tokens().await;
+    after.retain(|k| !["o-old", "o-forever", "o-pat"].contains(&k.1.as_str()));
+    assert_eq!(after, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_comes_first_then_auth_then_ids() {
+    let stack = account().await;
+    let before = stack.tokens().await;
+    let auth = format!("Bearer {}", stack.keys.jwt("o"));
+    let got = stack.call(&http_api_event("GET", "o", "o-t", Some(&auth))).await;
+    assert_eq!((got.status, got.body), error(405, "method not allowed"));
+    let got = stack.call(&function_url_event("DELETE", "/api/peers/1", Some(&auth))).await;
+    assert_eq!((got.status, got.body), error(404, "not found"));
+    let got = stack.call(&function_url_event("OPTIONS", "/api/users/o/tokens/o-t", None)).await;
+    assert_eq!(got.status, 204);
+    assert_eq!(got.headers["access-control-allow-origin"], "*");
+    // A bad id without credentials is an authentication failure first.
+    let got = stack.call(&function_url_event("DELETE", "/api/users/%0A/tokens/t", None)).await;
+    assert_eq!((got.status, got.body), error(401, "no valid authentication provided"));
+    let got = stack.call(&function_url_event("DELETE", "/api/users/%0A/tokens/t", Some(&auth))).await;
+    assert_eq!((got.status, got.body), error(400, "invalid user ID"));
+    let long = "t".repeat(300);
+    let got = stack.call(&function_url_event("DELETE", &format!("/api/users/o/tokens/{long}"), Some(&auth))).await;
+    assert_eq!((got.status, got.body), error(400, "invalid token ID"));
+    assert_eq!(stack.tokens().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_events_get_a_json_400() {
+    let stack = account().await;
+    let got = stack.call(&json!({ "hello": "world" })).await;
+    assert_eq!((got.status, got.body), error(400, "invalid request"));
+    let mut event = http_api_event("DELETE", "o", "o-t", None);
+    event["headers"]["authorization"] = json!("Bearer a\r\nx-evil: 1");
+    let got = stack.call(&event).await;
+    assert!(matches!(got.status, 400 | 401), "{}", got.status);
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert!(stack.token_item("o", "o-t").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deletes_of_one_token_succeed_once() {
+    let stack = account().await;
+    let auth = format!("Bearer {}", stack.keys.jwt("o"));
+    let calls = (0..16).map(|_| stack.delete("o", "o-t", Some(&auth)));
+    let answers = futures_util::future::join_all(calls).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let not_found = answers.iter().filter(|a| (a.status, a.body.clone()) == error(404, "pat: o-t not found")).count();
+    assert_eq!((ok, not_found), (1, 15));
+    assert!(stack.token_item("o", "o-t").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_delete_is_pinned_to_the_callers_account() {
+    let stack = account().await;
+    // The token row says another account: a user moved between accounts
+    // after the token was made, or a forged row. It must survive.
+    stack.token("o", "o-moved", "acc-2", Some(now() + 86_400)).await;
+    let got = stack.delete("o", "o-moved", Some(&format!("Bearer {}", stack.keys.jwt("o")))).await;
+    assert_eq!((got.status, got.body), error(404, "pat: o-moved not found"));
+    assert!(stack.token_item("o", "o-moved").await.is_some());
+}
