@@ -54,12 +54,8 @@ impl Config {
         let get = |name| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
-        let audiences: Vec<String> = require("AUTH_AUDIENCE")?
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let audiences: Vec<String> =
+            require("AUTH_AUDIENCE")?.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
         if audiences.is_empty() {
             return Err(ConfigError::NoAudience);
         }

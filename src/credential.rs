@@ -72,7 +72,15 @@ mod tests {
 
     #[test]
     fn missing_empty_or_unknown_scheme() {
-        for header in [None, Some(""), Some("   "), Some("Bearer"), Some("Bearer "), Some("Basic dXNlcjpw"), Some("Bearerx a.b.c")] {
+        for header in [
+            None,
+            Some(""),
+            Some("   "),
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("Basic dXNlcjpw"),
+            Some("Bearerx a.b.c"),
+        ] {
             assert_eq!(kind(header), Err(CredentialError::Missing), "{header:?}");
         }
     }

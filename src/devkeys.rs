@@ -28,7 +28,8 @@ fn err(e: impl std::fmt::Display) -> DevKeyError {
 
 impl DevKey {
     pub fn generate_es256(kid: &str) -> Result<Self, DevKeyError> {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).map_err(err)?;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).map_err(err)?;
         Self::from_pkcs8(kid, Algorithm::ES256, pkcs8.as_ref())
     }
 

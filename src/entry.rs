@@ -36,12 +36,12 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
     }));
     // lambda_http panics on some events it parsed (an unparsable Host
     // header, say); such an event is a bad request, not a crash.
-    let answer = AssertUnwindSafe(async move { adapter.call(LambdaEvent::new(request, context)).await })
-        .catch_unwind()
-        .await;
+    let answer =
+        AssertUnwindSafe(async move { adapter.call(LambdaEvent::new(request, context)).await }).catch_unwind().await;
     match answer {
-        Ok(Ok(response)) => serde_json::to_value(response)
-            .unwrap_or_else(|_| fallback(ApiError::Internal, &request_id)),
+        Ok(Ok(response)) => {
+            serde_json::to_value(response).unwrap_or_else(|_| fallback(ApiError::Internal, &request_id))
+        }
         Ok(Err(never)) => match never {},
         Err(_) => fallback(ApiError::BadRequest("invalid request"), &request_id),
     }

@@ -16,7 +16,11 @@ pub enum ApiError {
     TokenInvalid,
     InvalidUserId,
     InvalidTokenId,
-    Refused { refusal: Refusal, caller_id: String, target_id: String },
+    Refused {
+        refusal: Refusal,
+        caller_id: String,
+        target_id: String,
+    },
     TokenNotFound(String),
     /// Details are logged where they happen; the client learns nothing.
     Internal,
@@ -47,7 +51,9 @@ impl ApiError {
             ApiError::Refused { refusal, caller_id, target_id } => match refusal {
                 Refusal::CallerNotFound => format!("failed to validate user permissions: user: {caller_id} not found"),
                 Refusal::CallerBlocked => "failed to validate user permissions: user is blocked".into(),
-                Refusal::CallerPendingApproval => "failed to validate user permissions: user is pending approval".into(),
+                Refusal::CallerPendingApproval => {
+                    "failed to validate user permissions: user is pending approval".into()
+                }
                 Refusal::PermissionDenied => "permission denied".into(),
                 Refusal::TargetNotFound => format!("user: {target_id} not found"),
                 Refusal::AdminRequired => "admin role required to perform this action".into(),
@@ -159,7 +165,11 @@ mod tests {
             (ApiError::InvalidTokenId, 400, "invalid token ID"),
             (refused(Refusal::CallerNotFound), 403, "failed to validate user permissions: user: c1 not found"),
             (refused(Refusal::CallerBlocked), 403, "failed to validate user permissions: user is blocked"),
-            (refused(Refusal::CallerPendingApproval), 403, "failed to validate user permissions: user is pending approval"),
+            (
+                refused(Refusal::CallerPendingApproval),
+                403,
+                "failed to validate user permissions: user is pending approval",
+            ),
             (refused(Refusal::PermissionDenied), 403, "permission denied"),
             (refused(Refusal::TargetNotFound), 404, "user: t1 not found"),
             (refused(Refusal::AdminRequired), 403, "admin role required to perform this action"),

@@ -72,8 +72,13 @@ impl App {
             Ok(Done::Preflight) => ("preflight", preflight_response(&request_id)),
             Err(err) => (err.outcome(), err.into_response(&request_id)),
         };
-        RequestSummary { request_id: &request_id, outcome, status: response.status().as_u16(), duration: started.elapsed() }
-            .log();
+        RequestSummary {
+            request_id: &request_id,
+            outcome,
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+        }
+        .log();
         response
     }
 
@@ -141,7 +146,8 @@ impl App {
                 }
             },
             Ok(Credential::Pat(pat)) => {
-                let row = self.store.token_by_hash(&pat.hash()).await.map_err(internal)?.ok_or(ApiError::TokenInvalid)?;
+                let row =
+                    self.store.token_by_hash(&pat.hash()).await.map_err(internal)?.ok_or(ApiError::TokenInvalid)?;
                 if row.expires_at.is_none_or(|expires| expires <= unix_now()) {
                     return Err(ApiError::TokenInvalid);
                 }

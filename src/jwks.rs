@@ -12,14 +12,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// Algorithms the function accepts at all (contract §2).
-pub const SUPPORTED: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::PS256,
-];
+pub const SUPPORTED: [Algorithm; 6] =
+    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Floor for `max-age` and gap between refetches on an unknown `kid`.
@@ -141,6 +135,7 @@ impl Keys {
 
 pub struct RemoteKeys {
     url: String,
+    refetch_gap: Duration,
     http: reqwest::Client,
     state: RwLock<CacheState>,
     refresh: tokio::sync::Mutex<()>,
@@ -161,19 +156,23 @@ impl CacheState {
         (fresh && knows_kid).then(|| keys.clone())
     }
 
-    fn may_fetch(&self, now: Instant) -> bool {
-        let gap = if self.keys.is_some() { MIN_REFETCH_GAP } else { MIN_RETRY_GAP };
+    fn may_fetch(&self, now: Instant, refetch_gap: Duration) -> bool {
+        let gap = if self.keys.is_some() { refetch_gap } else { MIN_RETRY_GAP };
         self.last_attempt.is_none_or(|at| now.duration_since(at) >= gap)
     }
 }
 
 impl RemoteKeys {
     pub fn new(url: String) -> Result<Self, JwksError> {
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| JwksError::Fetch(e.to_string()))?;
-        Ok(RemoteKeys { url, http, state: RwLock::default(), refresh: tokio::sync::Mutex::new(()) })
+        Self::with_refetch_gap(url, MIN_REFETCH_GAP)
+    }
+
+    /// `refetch_gap`: least time between fetches once keys are cached
+    /// (tests shorten it).
+    pub fn with_refetch_gap(url: String, refetch_gap: Duration) -> Result<Self, JwksError> {
+        let http =
+            reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().map_err(|e| JwksError::Fetch(e.to_string()))?;
+        Ok(RemoteKeys { url, refetch_gap, http, state: RwLock::default(), refresh: tokio::sync::Mutex::new(()) })
     }
 
     fn snapshot(&self) -> CacheState {
@@ -191,7 +190,7 @@ impl RemoteKeys {
         if let Some(keys) = state.usable(kid, now) {
             return Ok(keys);
         }
-        if !state.may_fetch(now) {
+        if !state.may_fetch(now, self.refetch_gap) {
             return state.keys.ok_or(KeysUnavailable);
         }
         let fetched = self.fetch().await;
@@ -202,7 +201,9 @@ impl RemoteKeys {
                 state.keys = Some(Arc::new(keys));
                 state.expires = Some(now + max_age);
             }
-            Err(err) => tracing::warn!(error = %err, url = %self.url, "JWKS fetch failed; using the cached keys if any"),
+            Err(err) => {
+                tracing::warn!(error = %err, url = %self.url, "JWKS fetch failed; using the cached keys if any")
+            }
         }
         state.keys.clone().ok_or(KeysUnavailable)
     }

@@ -36,6 +36,11 @@ impl JwtVerifier {
             KeySource::Inline(json) => Keys::Static(Arc::new(KeySet::parse(json.as_bytes())?)),
             KeySource::Url(url) => Keys::Remote(RemoteKeys::new(url.clone())?),
         };
+        Ok(Self::with_keys(config, keys))
+    }
+
+    /// Verifies with `keys` instead of those `config` names.
+    pub fn with_keys(config: &AuthConfig, keys: Keys) -> Self {
         let validations = SUPPORTED
             .iter()
             .map(|&alg| {
@@ -48,7 +53,7 @@ impl JwtVerifier {
                 (alg, validation)
             })
             .collect();
-        Ok(JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() })
+        JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() }
     }
 
     pub async fn warm_up(&self) {
@@ -59,12 +64,8 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<String, JwtError> {
         // An algorithm outside the supported list (HS*, `none`, EdDSA) fails here.
         let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
-        let validation = self
-            .validations
-            .iter()
-            .find(|(alg, _)| *alg == header.alg)
-            .map(|(_, v)| v)
-            .ok_or(JwtError::Invalid)?;
+        let validation =
+            self.validations.iter().find(|(alg, _)| *alg == header.alg).map(|(_, v)| v).ok_or(JwtError::Invalid)?;
         let keys = self.keys.current(header.kid.as_deref()).await.map_err(|_| JwtError::KeysUnavailable)?;
         let claims = keys
             .candidates(header.kid.as_deref(), header.alg)

@@ -65,15 +65,8 @@ mod tests {
         User { is_service_user: true, ..user(id, account, Role::User) }
     }
 
-    const ALL_ROLES: [Role; 7] = [
-        Role::Owner,
-        Role::Admin,
-        Role::NetworkAdmin,
-        Role::User,
-        Role::Auditor,
-        Role::BillingAdmin,
-        Role::Unknown,
-    ];
+    const ALL_ROLES: [Role; 7] =
+        [Role::Owner, Role::Admin, Role::NetworkAdmin, Role::User, Role::Auditor, Role::BillingAdmin, Role::Unknown];
 
     #[test]
     fn check_1_unknown_caller() {
@@ -113,7 +106,11 @@ mod tests {
         for role in [Role::Owner, Role::Admin, Role::NetworkAdmin] {
             let caller = user("c", "acc", role);
             let stranger = service("s", "other");
-            assert_eq!(may_delete_token(Some(&caller), "s", Some(&stranger)), Err(Refusal::PermissionDenied), "{role:?}");
+            assert_eq!(
+                may_delete_token(Some(&caller), "s", Some(&stranger)),
+                Err(Refusal::PermissionDenied),
+                "{role:?}"
+            );
         }
     }
 

@@ -48,10 +48,7 @@ impl Target {
 /// which it has already decoded; without them the raw path is parsed.
 pub fn route(method: &Method, raw_path: &str, path_params: Option<(&str, &str)>) -> Result<Route, RouteError> {
     let target = match path_params {
-        Some((user_id, token_id)) => Target {
-            user_id: Some(user_id.to_owned()),
-            token_id: Some(token_id.to_owned()),
-        },
+        Some((user_id, token_id)) => Target { user_id: Some(user_id.to_owned()), token_id: Some(token_id.to_owned()) },
         None => parse_path(raw_path).ok_or(RouteError::NotFound)?,
     };
     match *method {
@@ -70,10 +67,9 @@ fn parse_path(raw_path: &str) -> Option<Target> {
         _ => return None,
     };
     match route {
-        ["api", "users", user_id, "tokens", token_id] => Some(Target {
-            user_id: decode(user_id),
-            token_id: decode(token_id),
-        }),
+        ["api", "users", user_id, "tokens", token_id] => {
+            Some(Target { user_id: decode(user_id), token_id: decode(token_id) })
+        }
         _ => None,
     }
 }
@@ -129,10 +125,7 @@ mod tests {
     #[test]
     fn path_wins_over_method() {
         assert_eq!(route(&Method::GET, "/nope", None), Err(RouteError::NotFound));
-        assert_eq!(
-            route(&Method::GET, "/api/users/u/tokens/t", None),
-            Err(RouteError::MethodNotAllowed)
-        );
+        assert_eq!(route(&Method::GET, "/api/users/u/tokens/t", None), Err(RouteError::MethodNotAllowed));
         assert_eq!(route(&Method::OPTIONS, "/api/users/u/tokens/t", None), Ok(Route::Preflight));
     }
 

