@@ -4,7 +4,11 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+use tracing_subscriber::fmt;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 
@@ -23,9 +27,37 @@ pub fn init_logging() {
         .with_default_directive(level.into())
         .parse_lossy("")
         .add_directive("lambda_runtime=info".parse().unwrap_or_else(|_| LevelFilter::INFO.into()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(false).without_time();
+    let not_emf = filter_fn(|meta| meta.target() != EMF_TARGET);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let base = fmt::layer().with_target(false).with_ansi(false).without_time();
+    let logs = if json { base.json().flatten_event(true).boxed() } else { base.boxed() };
+    let _ = tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
+}
+
+/// Target of the events whose message is an EMF document.
+const EMF_TARGET: &str = "emf";
+
+/// Writes EMF documents as bare lines on stdout, where CloudWatch looks
+/// for them; the log formatter would wrap them.
+struct EmfLayer;
+
+impl<S: tracing::Subscriber> Layer<S> for EmfLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != EMF_TARGET {
+            return;
+        }
+        struct Message(String);
+        impl Visit for Message {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let _ = writeln!(std::io::stdout().lock(), "{}", message.0);
+    }
 }
 
 /// How one request ended, for its log line and its metrics.
@@ -45,9 +77,7 @@ impl RequestSummary<'_> {
             duration_ms = self.duration.as_secs_f64() * 1000.0,
             "request"
         );
-        // EMF must be a line of its own on stdout for CloudWatch to read it.
-        let line = self.emf(SystemTime::now()).to_string();
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        tracing::info!(target: EMF_TARGET, "{}", self.emf(SystemTime::now()));
     }
 
     /// CloudWatch Embedded Metric Format: a count per outcome, the duration,

@@ -3,6 +3,8 @@
 //! `devstack`, and the real handler fed real event JSON.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
