@@ -31,7 +31,8 @@ pub fn init_logging() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let base = fmt::layer().with_target(false).with_ansi(false).without_time();
     let logs = if json { base.json().flatten_event(true).boxed() } else { base.boxed() };
-    let _ = tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
+    let _ =
+        tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
 }
 
 /// Target of the events whose message is an EMF document.

@@ -4,8 +4,15 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::http1::{header, read_message, to_bytes};
+
+/// Operations the proxy saw, in order, with when.
+pub type Seen = Arc<Mutex<Vec<(Instant, String)>>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -29,6 +36,7 @@ pub struct FaultProxy {
     pub endpoint: String,
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
+    pub seen: Seen,
 }
 
 impl FaultProxy {
@@ -38,13 +46,14 @@ impl FaultProxy {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
         let injected: Arc<Mutex<usize>> = Arc::default();
-        let (r, i) = (rule.clone(), injected.clone());
+        let seen: Seen = Arc::default();
+        let (r, i, s) = (rule.clone(), injected.clone(), seen.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, upstream.clone(), r.clone(), i.clone()));
+                tokio::spawn(serve(client, upstream.clone(), r.clone(), i.clone(), s.clone()));
             }
         });
-        FaultProxy { endpoint, rule, injected }
+        FaultProxy { endpoint, rule, injected, seen }
     }
 
     pub fn once(&self, fault: Fault, operation: &'static str) {
@@ -65,11 +74,20 @@ impl FaultProxy {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream: String, rule: Arc<Mutex<Option<Rule>>>, injected: Arc<Mutex<usize>>) {
+async fn serve(
+    mut client: TcpStream,
+    upstream: String,
+    rule: Arc<Mutex<Option<Rule>>>,
+    injected: Arc<Mutex<usize>>,
+    seen: Seen,
+) {
     let mut upstream_conn: Option<TcpStream> = None;
     loop {
-        let Some(request) = read_message(&mut client).await else { return };
-        let operation = header(&request, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
+        let Some((head, body)) = read_message(&mut client).await else { return };
+        let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
+        if let Some(op) = &operation {
+            seen.lock().unwrap().push((Instant::now(), op.clone()));
+        }
         let fault = {
             let mut rule = rule.lock().unwrap();
             match rule.as_mut() {
@@ -89,11 +107,11 @@ async fn serve(mut client: TcpStream, upstream: String, rule: Arc<Mutex<Option<R
                     upstream_conn = TcpStream::connect(&upstream).await.ok();
                 }
                 let Some(up) = upstream_conn.as_mut() else { return };
-                if up.write_all(&request).await.is_err() {
+                if up.write_all(&to_bytes(&head, &body)).await.is_err() {
                     return;
                 }
-                let Some(response) = read_message(up).await else { return };
-                if client.write_all(&response).await.is_err() {
+                let Some((head, body)) = read_message(up).await else { return };
+                if client.write_all(&to_bytes(&head, &body)).await.is_err() {
                     return;
                 }
             }
@@ -108,7 +126,7 @@ async fn serve(mut client: TcpStream, upstream: String, rule: Arc<Mutex<Option<R
                 return;
             }
             Some(Fault::Reset) => {
-                let _ = client.set_linger(Some(std::time::Duration::ZERO));
+                let _ = client.set_zero_linger();
                 return;
             }
             Some(error) => {
@@ -128,40 +146,4 @@ async fn serve(mut client: TcpStream, upstream: String, rule: Arc<Mutex<Option<R
             }
         }
     }
-}
-
-/// One HTTP/1.1 message with a `content-length` body, bytes as received.
-async fn read_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(pos) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    };
-    let length: usize = header(&data[..head_end], "content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-    while data.len() < head_end + length {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    }
-    Some(data)
-}
-
-fn header(message: &[u8], name: &str) -> Option<String> {
-    let head = std::str::from_utf8(message).ok().or_else(|| {
-        let end = message.windows(4).position(|w| w == b"\r\n\r\n")?;
-        std::str::from_utf8(&message[..end]).ok()
-    })?;
-    head.lines().take_while(|l| !l.is_empty()).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-    })
 }

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod http1;
+pub mod runtime_api;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

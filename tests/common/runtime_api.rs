@@ -1,0 +1,200 @@
+//! A small Lambda Runtime API on 127.0.0.1, and a function process bound
+//! to it: the release `bootstrap` runs here as it runs on Lambda.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{oneshot, Notify};
+
+use super::http1::read_message;
+
+/// Each invocation's deadline, as Lambda would set it for the template's timeout.
+const FUNCTION_TIMEOUT_MS: u64 = 6_000;
+
+#[derive(Default)]
+struct State {
+    queue: Mutex<VecDeque<(String, String)>>,
+    ready: Notify,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    first_poll: Mutex<Option<Instant>>,
+    init_error: Mutex<Option<String>>,
+    next_id: AtomicU64,
+}
+
+pub struct RuntimeApi {
+    pub address: String,
+    state: Arc<State>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> RuntimeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(State::default());
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(socket, s.clone()));
+            }
+        });
+        RuntimeApi { address, state }
+    }
+
+    /// Sends `event` to the function and returns what it answered.
+    pub async fn invoke(&self, event: &Value) -> Value {
+        let id = format!("00000000-0000-4000-8000-{:012}", self.state.next_id.fetch_add(1, Ordering::SeqCst));
+        let (tx, rx) = oneshot::channel();
+        self.state.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.state.queue.lock().unwrap().push_back((id, event.to_string()));
+        self.state.ready.notify_one();
+        tokio::time::timeout(Duration::from_secs(30), rx).await.expect("the function answers").expect("answered")
+    }
+
+    /// When the function first asked for work: the end of its init.
+    pub async fn wait_first_poll(&self, limit: Duration) -> Option<Instant> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(at) = *self.state.first_poll.lock().unwrap() {
+                return Some(at);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        None
+    }
+
+    pub fn init_error(&self) -> Option<String> {
+        self.state.init_error.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut socket: TcpStream, state: Arc<State>) {
+    while let Some((head, body)) = read_message(&mut socket).await {
+        let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let reply = if path.ends_with("/invocation/next") {
+            state.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+            let (id, event) = loop {
+                if let Some(next) = state.queue.lock().unwrap().pop_front() {
+                    break next;
+                }
+                state.ready.notified().await;
+            };
+            let deadline =
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + FUNCTION_TIMEOUT_MS;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
+                 lambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:delete-token\r\n\
+                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000;Sampled=0\r\n\
+                 content-length: {}\r\n\r\n{event}",
+                event.len()
+            )
+        } else {
+            let answer = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if path.ends_with("/init/error") {
+                *state.init_error.lock().unwrap() = Some(String::from_utf8_lossy(&body).into_owned());
+            } else if let Some(id) = path.split('/').rev().nth(1) {
+                let value = if path.ends_with("/error") { serde_json::json!({ "error": answer }) } else { answer };
+                if let Some(tx) = state.waiting.lock().unwrap().remove(id) {
+                    let _ = tx.send(value);
+                }
+            }
+            "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 16\r\n\r\n{\"status\":\"OK\"}"
+                .into()
+        };
+        if socket.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A function process bound to a [`RuntimeApi`], its output collected.
+pub struct Function {
+    child: Child,
+    pub spawned: Instant,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Function {
+    pub fn spawn(binary: &Path, runtime_api: &RuntimeApi, env: &[(&str, String)]) -> Function {
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &runtime_api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "delete-token")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let spawned = Instant::now();
+        let mut child = command.spawn().expect("the function binary starts");
+        let output: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for stream in [Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(stderr)] {
+            let out = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        Function { child, spawned, output }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// User plus system CPU time so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let hz = 100; // USER_HZ on Linux
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    /// Peak resident set size, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok()?.code()
+    }
+
+    pub async fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let lines = self.output.lock().unwrap().clone();
+        lines
+    }
+}

@@ -1,0 +1,129 @@
+//! The `delete-token` binary itself, driven through a local Lambda Runtime
+//! API: init, logs, metrics, the audit line, and nothing secret in output.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::faults::FaultProxy;
+use common::runtime_api::{Function, RuntimeApi};
+use common::*;
+use serde_json::{json, Value};
+
+fn function_env(stack: &Stack, endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
+        ("USERS_TABLE", stack.config.users_table.clone()),
+        ("AUTH_ISSUER", ISSUER.into()),
+        ("AUTH_AUDIENCE", AUDIENCE.into()),
+        ("AUTH_JWKS", stack.keys.jwks()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()),
+    ]
+}
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_delete-token"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_logs_and_counts_through_the_runtime_api() {
+    let proxy = FaultProxy::start(&endpoint()).await;
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.service_user("s", ACCOUNT, "ci-bot").await;
+    let pat = stack.live_token("o", "o-login").await;
+    stack.live_token("s", "s-t").await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(binary(), &runtime, &function_env(&stack, &proxy.endpoint));
+    let ready = runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+
+    // Init warmed the DynamoDB connection before asking for work.
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(matches!(seen.first(), Some((at, op)) if op == "DescribeTable" && *at < ready), "{seen:?}");
+
+    let jwt = stack.keys.jwt("o");
+    let deleted = answer(runtime.invoke(&http_api_event("DELETE", "s", "s-t", Some(&format!("Token {pat}")))).await);
+    assert_eq!((deleted.status, deleted.body), (200, json!({})));
+    let refused = answer(runtime.invoke(&http_api_event("DELETE", "s", "nope", Some(&format!("Bearer {jwt}")))).await);
+    assert_eq!((refused.status, refused.body), error(404, "pat: nope not found"));
+    let garbage = answer(runtime.invoke(&json!({ "not": "an http event" })).await);
+    assert_eq!(garbage.status, 400);
+    assert!(stack.token_item("s", "s-t").await.is_none());
+    assert!(stack.token_item("o", "o-login").await.is_some());
+
+    let lines = function.stop().await;
+    let docs: Vec<Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let requests: Vec<&Value> = docs.iter().filter(|d| d["message"] == "request").collect();
+    assert_eq!(requests.len(), 3, "{lines:#?}");
+    assert_eq!(requests[0]["outcome"], "deleted");
+    assert_eq!(requests[0]["status"], 200);
+    assert!(requests[0]["request_id"].as_str().unwrap().starts_with("00000000-"));
+    assert!(requests[0]["duration_ms"].is_number());
+    assert_eq!(requests[1]["outcome"], "token_not_found");
+    assert_eq!(requests[2]["outcome"], "bad_request");
+
+    let emf: Vec<&Value> = docs.iter().filter(|d| d.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 2, "one EMF document per HTTP request");
+    assert_eq!((emf[0]["Outcome"].as_str(), emf[0]["Deleted"].as_u64()), (Some("deleted"), Some(1)));
+    assert_eq!((emf[1]["Outcome"].as_str(), emf[1]["Refused"].as_u64()), (Some("token_not_found"), Some(1)));
+
+    let audit: Vec<&Value> = docs.iter().filter(|d| d["activity"] == 42).collect();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["activity_code"], "personal.access.token.delete");
+    assert_eq!(audit[0]["initiator_id"], "o");
+    assert_eq!(audit[0]["target_id"], "s");
+    assert_eq!(audit[0]["account_id"], ACCOUNT);
+    assert_eq!(audit[0]["token_id"], "s-t");
+    assert_eq!(audit[0]["meta.name"], "name of s-t");
+    assert_eq!(audit[0]["meta.is_service_user"], true);
+    assert_eq!(audit[0]["meta.user_name"], "ci-bot");
+
+    let everything = lines.join("\n");
+    let hash = netbird_delete_token::pat::hash_token(&pat);
+    for secret in [pat.as_str(), &pat[4..34], hash.as_str(), jwt.as_str(), jwt.rsplit('.').next().unwrap()] {
+        assert!(!everything.contains(secret), "a credential reached the output");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_setting_stops_the_function_at_init() {
+    let stack = Stack::new().await;
+    let runtime = RuntimeApi::start().await;
+    let mut env = function_env(&stack, &endpoint());
+    env.retain(|(k, _)| *k != "AUTH_ISSUER");
+    let mut function = Function::spawn(binary(), &runtime, &env);
+    let code = function.exit_code(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(1));
+    assert!(runtime.wait_first_poll(Duration::from_millis(10)).await.is_none(), "it never asked for work");
+    let lines = function.stop().await;
+    assert!(lines.iter().any(|l| l.contains("AUTH_ISSUER is required")), "{lines:#?}");
+
+    let runtime = RuntimeApi::start().await;
+    let mut env = function_env(&stack, &endpoint());
+    env.retain(|(k, _)| *k != "AUTH_JWKS");
+    env.push(("AUTH_JWKS", r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into()));
+    let mut function = Function::spawn(binary(), &runtime, &env);
+    assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1));
+    let lines = function.stop().await;
+    assert!(lines.iter().any(|l| l.contains("no usable signing key")), "{lines:#?}");
+    assert!(!lines.join("\n").contains("c2VjcmV0"), "the key material is not logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamodb_down_at_init_is_not_fatal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let stack = Stack::new().await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(binary(), &runtime, &function_env(&stack, &dead));
+    assert!(runtime.wait_first_poll(Duration::from_secs(20)).await.is_some(), "init completed despite DynamoDB");
+    let got = answer(
+        runtime.invoke(&http_api_event("DELETE", "o", "t", Some(&format!("Bearer {}", stack.keys.jwt("o"))))).await,
+    );
+    assert_eq!((got.status, got.body), error(500, "internal server error"));
+    let lines = function.stop().await;
+    assert!(lines.iter().any(|l| l.contains("warm-up failed")), "{lines:#?}");
+}
