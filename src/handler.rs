@@ -184,11 +184,34 @@ fn unix_now() -> i64 {
 }
 
 /// Time until `deadline_ms` (Unix milliseconds) less the margin; `None`
-/// when no deadline is known.
+/// when no usable deadline is known. `cargo lambda watch` sends a duration
+/// (600000) instead of a time: a deadline already past is taken as unknown,
+/// and the SDK's own timeouts still bound the request.
 fn time_left(deadline_ms: u64) -> Option<Duration> {
-    if deadline_ms == 0 {
-        return None;
-    }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN))
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?);
+    Some(left.saturating_sub(DEADLINE_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn deadlines_leave_a_margin() {
+        let left = time_left(now_ms() + 6_000).unwrap();
+        assert!(left <= Duration::from_millis(5_500) && left > Duration::from_millis(5_000), "{left:?}");
+        assert_eq!(time_left(now_ms() + 100), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn implausible_deadlines_are_unknown() {
+        assert_eq!(time_left(0), None);
+        assert_eq!(time_left(600_000), None);
+        assert_eq!(time_left(now_ms() - 1_000), None);
+    }
 }
