@@ -1,0 +1,114 @@
+//! End to end over real HTTP: the function served by `cargo lambda watch`
+//! (as `make run` serves it), DynamoDB Local behind it, the table checked.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+/// Stops `cargo lambda watch` and the function it started.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &format!("-{pid}")]).status();
+        }
+    }
+}
+
+async fn send(http: &reqwest::Client, base: &str, path: &str, auth: Option<&str>) -> (u16, Value, String) {
+    let mut request = http.delete(format!("{base}{path}"));
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, body, content_type)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_function_under_cargo_lambda_watch() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo_lambda = root.join(".venv/bin/cargo-lambda");
+    assert!(cargo_lambda.exists(), "cargo-lambda is not installed: run `make setup`");
+
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.user("a", ACCOUNT, "admin").await;
+    stack.user("u", ACCOUNT, "user").await;
+    stack.service_user("s", ACCOUNT, "ci-bot").await;
+    stack.live_token("o", "o-t").await;
+    let admin_pat = stack.live_token("a", "a-login").await;
+    stack.live_token("s", "s-t").await;
+    stack.live_token("u", "u-t").await;
+
+    let env_file = std::env::temp_dir().join(format!("delete-token-e2e-{}.env", std::process::id()));
+    let env = [
+        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
+        ("USERS_TABLE", stack.config.users_table.clone()),
+        ("AUTH_ISSUER", ISSUER.into()),
+        ("AUTH_AUDIENCE", AUDIENCE.into()),
+        ("AUTH_JWKS", format!("'{}'", stack.keys.jwks())),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "local".into()),
+        ("AWS_SECRET_ACCESS_KEY", "local".into()),
+    ];
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&env_file, text).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&cargo_lambda)
+        .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .arg("--env-file")
+        .arg(&env_file)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cargo lambda watch starts");
+    let _watch = Watch(child);
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().unwrap();
+    // The first request waits for cargo to build the function.
+    let started = Instant::now();
+    let first = loop {
+        match http.delete(format!("{base}/api/users/o/tokens/o-t")).send().await {
+            Ok(response) => break response,
+            Err(_) if started.elapsed() < Duration::from_secs(600) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(err) => panic!("cargo lambda watch never answered: {err}"),
+        }
+    };
+    assert_eq!(first.status().as_u16(), 401);
+    assert_eq!(serde_json::from_slice::<Value>(&first.bytes().await.unwrap()).unwrap(), json!({"message": "no valid authentication provided", "code": 401}));
+
+    let jwt = format!("Bearer {}", stack.keys.jwt("o"));
+    let pat = format!("Token {admin_pat}");
+    let user_jwt = format!("Bearer {}", stack.keys.jwt("u"));
+    let cases = [
+        ("/api/users/o/tokens/o-t", Some(jwt.as_str()), 200, json!({})),
+        ("/api/users/s/tokens/s-t", Some(pat.as_str()), 200, json!({})),
+        ("/api/users/u/tokens/u-t", Some(user_jwt.as_str()), 403, json!({"message": "permission denied", "code": 403})),
+        ("/api/users/o/tokens/o-t", Some(jwt.as_str()), 404, json!({"message": "pat: o-t not found", "code": 404})),
+        ("/api/users/o/tokens/x", Some("Token nbp_nope"), 401, json!({"message": "token invalid", "code": 401})),
+    ];
+    for (path, auth, status, body) in cases {
+        let got = send(&http, &base, path, auth).await;
+        assert_eq!((got.0, got.1), (status, body), "{path}");
+        assert_eq!(got.2, "application/json", "{path}");
+    }
+    assert_eq!(stack.tokens().await, vec![("a".into(), "a-login".into()), ("u".into(), "u-t".into())]);
+    let _ = std::fs::remove_file(env_file);
+}
