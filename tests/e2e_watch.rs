@@ -29,7 +29,8 @@ async fn send(http: &reqwest::Client, base: &str, path: &str, auth: Option<&str>
     }
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
     (status, body, content_type)
 }
@@ -87,12 +88,17 @@ async fn the_function_under_cargo_lambda_watch() {
     let first = loop {
         match http.delete(format!("{base}/api/users/o/tokens/o-t")).send().await {
             Ok(response) => break response,
-            Err(_) if started.elapsed() < Duration::from_secs(600) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) if started.elapsed() < Duration::from_secs(600) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Err(err) => panic!("cargo lambda watch never answered: {err}"),
         }
     };
     assert_eq!(first.status().as_u16(), 401);
-    assert_eq!(serde_json::from_slice::<Value>(&first.bytes().await.unwrap()).unwrap(), json!({"message": "no valid authentication provided", "code": 401}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&first.bytes().await.unwrap()).unwrap(),
+        json!({"message": "no valid authentication provided", "code": 401})
+    );
 
     let jwt = format!("Bearer {}", stack.keys.jwt("o"));
     let pat = format!("Token {admin_pat}");

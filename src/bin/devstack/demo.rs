@@ -2,10 +2,16 @@
 //! show it working.
 
 use netbird_delete_token::devkeys::DevKey;
+use netbird_delete_token::pat;
 
 use crate::{add_pat, create_tables, mint_jwt, put_user, Env, NewUser, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 
 const ACCOUNT: &str = "demo-account";
+
+/// Fixed, so the sample events in `events/` work against the local stack.
+/// They exist nowhere else: never seed them into a real table.
+pub const OWNER_SECRET: &str = "demoOwnerPatForLocalStackOnly1";
+pub const USER_SECRET: &str = "demoUserPatForLocalStackOnly12";
 
 pub async fn seed_and_print(env: &Env, key: &DevKey, base_url: &str) -> Result<()> {
     create_tables(env, "template.yaml").await?;
@@ -27,11 +33,21 @@ pub async fn seed_and_print(env: &Env, key: &DevKey, base_url: &str) -> Result<(
         put_user(env, &user).await?;
     }
     const DAY: i64 = 86_400;
-    let owner_pat = add_pat(env, "demo-owner", "owner-laptop", "laptop", 30 * DAY).await?;
-    add_pat(env, "demo-owner", "owner-cli", "cli", 30 * DAY).await?;
-    add_pat(env, "demo-admin", "admin-ci", "ci", 30 * DAY).await?;
-    let user_pat = add_pat(env, "demo-user", "user-laptop", "laptop", 30 * DAY).await?;
-    add_pat(env, "demo-service", "svc-deploy", "deploy", 30 * DAY).await?;
+    let owner_pat = pat::from_secret(OWNER_SECRET).ok_or("bad demo secret")?;
+    let user_pat = pat::from_secret(USER_SECRET).ok_or("bad demo secret")?;
+    let random = || pat::generate().map_err(|_| "no random bytes".to_owned());
+    add_pat(env, "demo-owner", "owner-laptop", "laptop", 30 * DAY, &owner_pat).await?;
+    add_pat(env, "demo-user", "user-laptop", "laptop", 30 * DAY, &user_pat).await?;
+    for (user, token_id, name) in [
+        ("demo-owner", "owner-cli", "cli"),
+        ("demo-owner", "owner-event-http", "http api event"),
+        ("demo-owner", "owner-event-rest", "rest api event"),
+        ("demo-owner", "owner-event-url", "function url event"),
+        ("demo-admin", "admin-ci", "ci"),
+        ("demo-service", "svc-deploy", "deploy"),
+    ] {
+        add_pat(env, user, token_id, name, 30 * DAY, &random()?).await?;
+    }
     let admin_jwt = mint_jwt(key, "demo-admin", DEFAULT_ISSUER, DEFAULT_AUDIENCE, DAY / 2)?;
 
     let url = |user: &str, token: &str| format!("{base_url}/api/users/{user}/tokens/{token}");

@@ -69,7 +69,8 @@ async fn run(args: &[String]) -> Result<()> {
             let days: i64 = flags.get_or("days", "30").parse().map_err(|_| "--days takes a number")?;
             let user = flags.required("user")?;
             let id = flags.get_or("id", &format!("tok-{}", unix_now()));
-            let token = add_pat(&env, &user, &id, &flags.get_or("name", "local"), days * 86_400).await?;
+            let token = pat::generate().map_err(|_| "no random bytes")?;
+            add_pat(&env, &user, &id, &flags.get_or("name", "local"), days * 86_400, &token).await?;
             println!("{token}");
             Ok(())
         }
@@ -155,8 +156,8 @@ pub async fn put_user(env: &Env, user: &NewUser) -> Result<()> {
     Ok(())
 }
 
-/// Stores a fresh PAT for `user_id` (in the user's account) and returns it.
-pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_secs: i64) -> Result<String> {
+/// Stores `token` as a PAT of `user_id`, in the user's account.
+pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_secs: i64, token: &str) -> Result<()> {
     let user = env
         .client
         .get_item()
@@ -168,14 +169,13 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         .item
         .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
     let account = user.get("accountId").cloned().ok_or("the user has no accountId")?;
-    let token = pat::generate().map_err(|_| "no random bytes")?;
     let now = unix_now();
     let item = HashMap::from([
         ("userId".to_owned(), AttributeValue::S(user_id.into())),
         ("tokenId".to_owned(), AttributeValue::S(token_id.into())),
         ("accountId".to_owned(), account),
         ("name".to_owned(), AttributeValue::S(name.into())),
-        ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(&token))),
+        ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(token))),
         ("expiresAt".to_owned(), AttributeValue::N((now + ttl_secs).to_string())),
         ("createdAt".to_owned(), AttributeValue::N(now.to_string())),
         ("createdBy".to_owned(), AttributeValue::S(user_id.into())),
@@ -187,7 +187,7 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         .send()
         .await
         .map_err(|e| format!("PutItem token: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-    Ok(token)
+    Ok(())
 }
 
 /// The development signing key, created on first use. Local only: the
