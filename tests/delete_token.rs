@@ -218,3 +218,34 @@ async fn the_delete_is_pinned_to_the_callers_account() {
     assert_eq!((got.status, got.body), error(404, "pat: o-moved not found"));
     assert!(stack.token_item("o", "o-moved").await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sequential_round_trips_per_path() {
+    use common::faults::{rounds, FaultProxy};
+    let proxy = FaultProxy::start(&endpoint()).await;
+    let stack = Stack::with_endpoint(&proxy.endpoint).await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.service_user("s", ACCOUNT, "bot").await;
+    for id in ["t1", "t2", "t3"] {
+        stack.live_token("o", id).await;
+        stack.live_token("s", id).await;
+    }
+    let pat = stack.live_token("o", "login").await;
+    let jwt = format!("Bearer {}", stack.keys.jwt("o"));
+    let measure = async |user: &str, token: &str, auth: &str| {
+        proxy.seen.lock().unwrap().clear();
+        assert_eq!(stack.delete(user, token, Some(auth)).await.status, 200);
+        let calls = proxy.seen.lock().unwrap().clone();
+        let mut ops: Vec<String> = calls.iter().map(|c| c.operation.clone()).collect();
+        ops.sort();
+        (rounds(&calls), ops)
+    };
+    let ops = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Self-delete with a JWT: the caller's row, then the delete.
+    assert_eq!(measure("o", "t1", &jwt).await, (2, ops(&["DeleteItem", "GetItem"])));
+    // On a service user: both rows at once, then the delete.
+    assert_eq!(measure("s", "t1", &jwt).await, (2, ops(&["DeleteItem", "GetItem", "GetItem"])));
+    // A PAT: the lookup, then the rows with the lastUsed write, then the delete.
+    let pat = format!("Token {pat}");
+    assert_eq!(measure("o", "t2", &pat).await, (3, ops(&["DeleteItem", "GetItem", "Query", "UpdateItem"])));
+}

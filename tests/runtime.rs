@@ -40,7 +40,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
 
     // Init warmed the DynamoDB connection before asking for work.
     let seen = proxy.seen.lock().unwrap().clone();
-    assert!(matches!(seen.first(), Some((at, op)) if op == "DescribeTable" && *at < ready), "{seen:?}");
+    assert!(matches!(seen.first(), Some(call) if call.operation == "DescribeTable" && call.end < ready), "{seen:?}");
 
     let jwt = stack.keys.jwt("o");
     let deleted = answer(runtime.invoke(&http_api_event("DELETE", "s", "s-t", Some(&format!("Token {pat}")))).await);

@@ -11,8 +11,34 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::http1::{header, read_message, to_bytes};
 
-/// Operations the proxy saw, in order, with when.
-pub type Seen = Arc<Mutex<Vec<(Instant, String)>>>;
+/// One request the proxy saw: the operation, and when it came and went.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub operation: String,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// Every request the proxy saw, in arrival order.
+pub type Seen = Arc<Mutex<Vec<Call>>>;
+
+/// How many sequential rounds `calls` took: calls that overlap in time
+/// were made concurrently and count once.
+pub fn rounds(calls: &[Call]) -> usize {
+    let mut sorted: Vec<&Call> = calls.iter().collect();
+    sorted.sort_by_key(|c| c.start);
+    let mut rounds = 0;
+    let mut round_end: Option<Instant> = None;
+    for call in sorted {
+        if round_end.is_none_or(|end| call.start > end) {
+            rounds += 1;
+            round_end = Some(call.end);
+        } else {
+            round_end = round_end.max(Some(call.end));
+        }
+    }
+    rounds
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -85,9 +111,7 @@ async fn serve(
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
         let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
-        if let Some(op) = &operation {
-            seen.lock().unwrap().push((Instant::now(), op.clone()));
-        }
+        let start = Instant::now();
         let fault = {
             let mut rule = rule.lock().unwrap();
             match rule.as_mut() {
@@ -111,6 +135,9 @@ async fn serve(
                     return;
                 }
                 let Some((head, body)) = read_message(up).await else { return };
+                if let Some(operation) = operation.clone() {
+                    seen.lock().unwrap().push(Call { operation, start, end: Instant::now() });
+                }
                 if client.write_all(&to_bytes(&head, &body)).await.is_err() {
                     return;
                 }

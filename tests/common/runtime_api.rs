@@ -164,13 +164,16 @@ impl Function {
         self.child.id().expect("running")
     }
 
-    /// User plus system CPU time so far.
+    /// CPU time so far (nanosecond resolution, from the scheduler), for
+    /// every thread of the process.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let hz = 100; // USER_HZ on Linux
-        Duration::from_millis(ticks * 1000 / hz)
+        let mut total = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap().flatten() {
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+                total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        Duration::from_nanos(total)
     }
 
     /// Peak resident set size, in KiB.
