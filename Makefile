@@ -24,8 +24,13 @@ lint:
 	cargo clippy --all-targets --locked -- -D warnings
 
 unit-and-integration:
-	cargo build --tests --bins --locked
-	$(WITH_DDB) cargo test --locked --all-targets
+	cargo build --locked --lib --bins --tests
+	$(WITH_DDB) cargo test --locked --lib --bins --tests
+
+## make bench: the release bootstrap through a local Runtime API vs its floors; checks the budgets
+bench: setup
+	cargo build --release --locked --bin delete-token --example hello-floor
+	$(WITH_DDB) cargo bench --locked --bench lambda
 
 validate: setup
 	$(VENV)/bin/cfn-lint template.yaml
