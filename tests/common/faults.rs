@@ -62,7 +62,26 @@ pub struct FaultProxy {
     pub endpoint: String,
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
+    gate: Arc<Mutex<Option<Arc<Gate>>>>,
     pub seen: Seen,
+}
+
+/// Holds every request of one operation until released, so a test can
+/// change the table between the function's checks and its write.
+pub struct Gate {
+    operation: &'static str,
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.open.add_permits(1_000);
+    }
 }
 
 impl FaultProxy {
@@ -73,13 +92,14 @@ impl FaultProxy {
         let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
         let injected: Arc<Mutex<usize>> = Arc::default();
         let seen: Seen = Arc::default();
-        let (r, i, s) = (rule.clone(), injected.clone(), seen.clone());
+        let gate: Arc<Mutex<Option<Arc<Gate>>>> = Arc::default();
+        let (r, i, s, g) = (rule.clone(), injected.clone(), seen.clone(), gate.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, upstream.clone(), r.clone(), i.clone(), s.clone()));
+                tokio::spawn(serve(client, upstream.clone(), r.clone(), i.clone(), s.clone(), g.clone()));
             }
         });
-        FaultProxy { endpoint, rule, injected, seen }
+        FaultProxy { endpoint, rule, injected, gate, seen }
     }
 
     pub fn once(&self, fault: Fault, operation: &'static str) {
@@ -90,8 +110,20 @@ impl FaultProxy {
         *self.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: None });
     }
 
+    /// Holds `operation`'s requests until the gate is released.
+    pub fn hold(&self, operation: &'static str) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            operation,
+            arrived: tokio::sync::Notify::new(),
+            open: tokio::sync::Semaphore::new(0),
+        });
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
     pub fn clear(&self) {
         *self.rule.lock().unwrap() = None;
+        *self.gate.lock().unwrap() = None;
     }
 
     /// How many requests got a fault instead of an answer.
@@ -106,11 +138,17 @@ async fn serve(
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
     seen: Seen,
+    gate: Arc<Mutex<Option<Arc<Gate>>>>,
 ) {
     let mut upstream_conn: Option<TcpStream> = None;
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
         let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
+        let held = gate.lock().unwrap().clone().filter(|g| operation.as_deref() == Some(g.operation));
+        if let Some(gate) = held {
+            gate.arrived.notify_one();
+            let _ = gate.open.acquire().await.map(|permit| permit.forget());
+        }
         let start = Instant::now();
         let fault = {
             let mut rule = rule.lock().unwrap();
