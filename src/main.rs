@@ -11,6 +11,9 @@ use netbird_delete_token::{entry, store, telemetry};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     telemetry::init_logging();
+    // lambda_http panics on some events it cannot make a request of; the
+    // entry point catches that. Keep the report to one log line.
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "recovered from a panic")));
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {

@@ -249,3 +249,39 @@ async fn sequential_round_trips_per_path() {
     let pat = format!("Token {pat}");
     assert_eq!(measure("o", "t2", &pat).await, (3, ops(&["DeleteItem", "GetItem", "Query", "UpdateItem"])));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_and_hostile_input_is_refused_without_touching_the_table() {
+    let stack = account().await;
+    let before = stack.tokens().await;
+    let jwt = format!("Bearer {}", stack.keys.jwt("o"));
+    let huge = "A".repeat(300 * 1024);
+
+    let got = stack.delete("o", "o-t", Some(&format!("Bearer {huge}"))).await;
+    assert_eq!((got.status, got.body), error(401, "token invalid"));
+    let got = stack.delete("o", "o-t", Some(&format!("Token {huge}"))).await;
+    assert_eq!((got.status, got.body), error(401, "token invalid"));
+
+    let mut event = http_api_event("DELETE", "o", "o-t", Some(&jwt));
+    event["body"] = json!(huge);
+    let got = stack.call(&event).await;
+    assert_eq!((got.status, got.body), error(400, "request body too large"));
+
+    let long_id = "u".repeat(1024);
+    let got = stack.call(&function_url_event("DELETE", &format!("/api/users/{long_id}/tokens/o-t"), Some(&jwt))).await;
+    assert_eq!((got.status, got.body), error(400, "invalid user ID"));
+    // Longer than any URI may be: lambda_http cannot make a request of it.
+    for path in [format!("/api/users/{huge}/tokens/o-t"), format!("/{huge}")] {
+        let got = stack.call(&function_url_event("DELETE", &path, Some(&jwt))).await;
+        assert_eq!((got.status, got.body), error(400, "invalid request"));
+    }
+
+    // Header values a client cannot send through API Gateway, but an event can hold.
+    for value in ["Bearer a\r\nx-evil: 1", "Token \u{0}\u{7}", "Bearer ünïcödé"] {
+        let got = stack.call(&http_api_event("DELETE", "o", "o-t", Some(value))).await;
+        assert!(matches!(got.status, 400 | 401), "{value:?}: {}", got.status);
+        assert_eq!(got.headers["content-type"], "application/json", "{value:?}");
+        assert_eq!(got.body["code"], got.status, "{value:?}");
+    }
+    assert_eq!(stack.tokens().await, before);
+}
