@@ -62,7 +62,8 @@ async fn a_target_moved_to_another_account_keeps_its_token() {
     let meddle = async {
         gate.arrived().await;
         // The service user, and its token, move to another account.
-        set(&stack, &stack.config.users_table, &[("userId", "s")], "accountId", AttributeValue::S("acc-2".into())).await;
+        set(&stack, &stack.config.users_table, &[("userId", "s")], "accountId", AttributeValue::S("acc-2".into()))
+            .await;
         let key = [("userId", "s"), ("tokenId", "s-t")];
         set(&stack, &stack.config.tokens_table, &key, "accountId", AttributeValue::S("acc-2".into())).await;
         gate.release();

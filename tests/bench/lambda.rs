@@ -147,9 +147,8 @@ async fn main() {
     let stack = Stack::new().await;
     stack.user("o", ACCOUNT, "owner").await;
     let pat = stack.live_token("o", "login").await;
-    let seeds = (0..COLD_STARTS + WARM + 2).flat_map(|i| {
-        [("o", format!("j-{i}")), ("o", format!("p-{i}")), ("floor", format!("b-{i}"))]
-    });
+    let seeds = (0..COLD_STARTS + WARM + 2)
+        .flat_map(|i| [("o", format!("j-{i}")), ("o", format!("p-{i}")), ("floor", format!("b-{i}"))]);
     let seeds: Vec<_> = seeds.collect();
     for chunk in seeds.chunks(64) {
         futures_util::future::join_all(chunk.iter().map(|(user, id)| stack.live_token(user, id))).await;
@@ -176,7 +175,10 @@ async fn main() {
 
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("\nmake bench: {cores} cores, {cpu_model}; DynamoDB Local on loopback; {COLD_STARTS} cold starts (medians), {WARM} warm invocations\n");

@@ -112,11 +112,8 @@ impl FaultProxy {
 
     /// Holds `operation`'s requests until the gate is released.
     pub fn hold(&self, operation: &'static str) -> Arc<Gate> {
-        let gate = Arc::new(Gate {
-            operation,
-            arrived: tokio::sync::Notify::new(),
-            open: tokio::sync::Semaphore::new(0),
-        });
+        let gate =
+            Arc::new(Gate { operation, arrived: tokio::sync::Notify::new(), open: tokio::sync::Semaphore::new(0) });
         *self.gate.lock().unwrap() = Some(gate.clone());
         gate
     }

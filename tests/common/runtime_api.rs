@@ -178,16 +178,18 @@ impl Function {
 
     /// Peak resident set size, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident set size now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap()
+        let value = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+        value.trim().trim_end_matches("kB").trim().parse().unwrap()
     }
 
     pub async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
