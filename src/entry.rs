@@ -12,8 +12,15 @@ use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, Service};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use lambda_http::http::header::HOST;
+
 use crate::error::ApiError;
 use crate::handler::App;
+
+/// Longer paths cannot be this route, nor (percent-encoded) a URI.
+const MAX_PATH_BYTES: usize = 16 * 1024;
+/// Bodies are ignored; a large one is refused before anything else is read.
+const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Runs the Lambda runtime loop until the process ends.
 pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
@@ -27,15 +34,17 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 /// One raw event to the JSON response Lambda returns to its caller.
 pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
     let request_id = context.request_id.clone();
-    let Ok(request) = serde_json::from_str::<LambdaRequest>(payload.get()) else {
+    let Ok(mut request) = serde_json::from_str::<LambdaRequest>(payload.get()) else {
         return fallback(ApiError::BadRequest("invalid request"), &request_id);
     };
+    if let Err(err) = tame(&mut request) {
+        return fallback(err, &request_id);
+    }
     let mut adapter = Adapter::from(service_fn(move |req: Request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(app.respond(req).await) }
     }));
-    // lambda_http panics on some events it parsed (an unparsable Host
-    // header, say); such an event is a bad request, not a crash.
+    // A last guard: `tame` removes every cause of a lambda_http panic known.
     let answer =
         AssertUnwindSafe(async move { adapter.call(LambdaEvent::new(request, context)).await }).catch_unwind().await;
     match answer {
@@ -45,6 +54,43 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
         Ok(Err(never)) => match never {},
         Err(_) => fallback(ApiError::BadRequest("invalid request"), &request_id),
     }
+}
+
+/// lambda_http builds a URI from the Host header (or domain name), the
+/// path and the query, and decodes base64 bodies, panicking when they do
+/// not make one. The function needs only the path and the body's size, so
+/// the rest is dropped and the path bounded before the conversion.
+fn tame(request: &mut LambdaRequest) -> Result<(), ApiError> {
+    let (path, body) = match request {
+        LambdaRequest::ApiGatewayV1(r) => {
+            r.headers.remove(HOST);
+            r.multi_value_headers.remove(HOST);
+            r.request_context.domain_name = None;
+            (r.path.as_deref(), &mut r.body)
+        }
+        LambdaRequest::ApiGatewayV2(r) => {
+            r.headers.remove(HOST);
+            r.request_context.domain_name = None;
+            r.raw_query_string = None;
+            (r.raw_path.as_deref(), &mut r.body)
+        }
+        LambdaRequest::Alb(r) => {
+            r.headers.remove(HOST);
+            r.multi_value_headers.remove(HOST);
+            (r.path.as_deref(), &mut r.body)
+        }
+        _ => return Err(ApiError::BadRequest("invalid request")),
+    };
+    match path {
+        Some(path) if path.len() > MAX_PATH_BYTES => return Err(ApiError::BadRequest("invalid request")),
+        Some(path) if path.starts_with('/') => {}
+        _ => return Err(ApiError::NotFound),
+    }
+    if body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
+        return Err(ApiError::BadRequest("request body too large"));
+    }
+    *body = None;
+    Ok(())
 }
 
 /// An answer every event source accepts: API Gateway v1 and v2, Function

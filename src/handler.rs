@@ -17,8 +17,6 @@ use crate::store::{Store, StoreError, TokenRow};
 use crate::telemetry::{AuditEvent, RequestSummary};
 use crate::user::User;
 
-/// Bodies are ignored; a large one is refused before anything else is read.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Answer this long before Lambda's deadline, so a slow dependency becomes
 /// a 500 rather than a timeout.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -88,9 +86,6 @@ impl App {
             Route::Preflight => return Ok(Done::Preflight),
             Route::Delete(target) => target,
         };
-        if body_len(req.body()) > MAX_BODY_BYTES {
-            return Err(ApiError::BadRequest("request body too large"));
-        }
         let caller = self.authenticate(req.headers()).await?;
         let (target_id, token_id) = target.validated()?;
 
@@ -169,14 +164,6 @@ impl App {
 fn internal(err: StoreError) -> ApiError {
     tracing::error!(error = %err, "DynamoDB call failed");
     ApiError::Internal
-}
-
-fn body_len(body: &Body) -> usize {
-    match body {
-        Body::Text(text) => text.len(),
-        Body::Binary(bytes) => bytes.len(),
-        _ => 0,
-    }
 }
 
 fn unix_now() -> i64 {

@@ -223,6 +223,7 @@ async fn the_delete_is_pinned_to_the_callers_account() {
 async fn sequential_round_trips_per_path() {
     use common::faults::{rounds, FaultProxy};
     let proxy = FaultProxy::start(&endpoint()).await;
+    proxy.set_latency(std::time::Duration::from_millis(30));
     let stack = Stack::with_endpoint(&proxy.endpoint).await;
     stack.user("o", ACCOUNT, "owner").await;
     stack.service_user("s", ACCOUNT, "bot").await;
@@ -275,6 +276,26 @@ async fn oversized_and_hostile_input_is_refused_without_touching_the_table() {
         let got = stack.call(&function_url_event("DELETE", &path, Some(&jwt))).await;
         assert_eq!((got.status, got.body), error(400, "invalid request"));
     }
+
+    // What would make lambda_http panic is dropped before it sees it: the
+    // request is served as usual.
+    stack.live_token("o", "o-3").await;
+    stack.live_token("o", "o-4").await;
+    stack.live_token("o", "o-5").await;
+    let mut event = http_api_event("DELETE", "o", "o-3", Some(&jwt));
+    event["headers"]["host"] = json!("not a host[");
+    event["rawQueryString"] = json!("a b\u{1}#");
+    let got = stack.call(&event).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    let mut event = rest_api_event("DELETE", "o", "o-4", Some(&jwt));
+    event["body"] = json!("!!! not base64 !!!");
+    event["isBase64Encoded"] = json!(true);
+    event["requestContext"]["domainName"] = json!("bad domain:99999999");
+    let got = stack.call(&event).await;
+    assert_eq!((got.status, got.body), (200, json!({})));
+    let got = stack.call(&function_url_event("DELETE", "no-leading-slash:99999", Some(&jwt))).await;
+    assert_eq!((got.status, got.body), error(404, "not found"));
+    let before = stack.tokens().await;
 
     // Header values a client cannot send through API Gateway, but an event can hold.
     for value in ["Bearer a\r\nx-evil: 1", "Token \u{0}\u{7}", "Bearer ünïcödé"] {

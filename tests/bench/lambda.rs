@@ -109,6 +109,7 @@ async fn bare_delete_item(stack: &Stack) -> Measured {
 /// Sequential DynamoDB round trips of one request, counted at a proxy.
 async fn round_trips(stack: &Stack, env: &[(&str, String)], binary: &Path, event: Value) -> usize {
     let proxy = FaultProxy::start(&endpoint()).await;
+    proxy.set_latency(Duration::from_millis(30));
     let mut env = env.to_vec();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_DYNAMODB");
     env.push(("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint.clone()));

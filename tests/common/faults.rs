@@ -63,6 +63,7 @@ pub struct FaultProxy {
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
     gate: Arc<Mutex<Option<Arc<Gate>>>>,
+    latency: Arc<Mutex<std::time::Duration>>,
     pub seen: Seen,
 }
 
@@ -93,13 +94,16 @@ impl FaultProxy {
         let injected: Arc<Mutex<usize>> = Arc::default();
         let seen: Seen = Arc::default();
         let gate: Arc<Mutex<Option<Arc<Gate>>>> = Arc::default();
-        let (r, i, s, g) = (rule.clone(), injected.clone(), seen.clone(), gate.clone());
+        let latency: Arc<Mutex<std::time::Duration>> = Arc::default();
+        let (r, i, s, g, l) = (rule.clone(), injected.clone(), seen.clone(), gate.clone(), latency.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, upstream.clone(), r.clone(), i.clone(), s.clone(), g.clone()));
+                let link =
+                    Link { rule: r.clone(), injected: i.clone(), seen: s.clone(), gate: g.clone(), latency: l.clone() };
+                tokio::spawn(serve(client, upstream.clone(), link));
             }
         });
-        FaultProxy { endpoint, rule, injected, gate, seen }
+        FaultProxy { endpoint, rule, injected, gate, latency, seen }
     }
 
     pub fn once(&self, fault: Fault, operation: &'static str) {
@@ -118,6 +122,12 @@ impl FaultProxy {
         gate
     }
 
+    /// Adds `latency` to every forwarded request, as a distant DynamoDB
+    /// would: calls made concurrently then overlap for certain.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
     pub fn clear(&self) {
         *self.rule.lock().unwrap() = None;
         *self.gate.lock().unwrap() = None;
@@ -129,14 +139,17 @@ impl FaultProxy {
     }
 }
 
-async fn serve(
-    mut client: TcpStream,
-    upstream: String,
+/// What a proxied connection shares with the proxy's controls.
+struct Link {
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
     seen: Seen,
     gate: Arc<Mutex<Option<Arc<Gate>>>>,
-) {
+    latency: Arc<Mutex<std::time::Duration>>,
+}
+
+async fn serve(mut client: TcpStream, upstream: String, link: Link) {
+    let Link { rule, injected, seen, gate, latency } = link;
     let mut upstream_conn: Option<TcpStream> = None;
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
@@ -147,6 +160,10 @@ async fn serve(
             let _ = gate.open.acquire().await.map(|permit| permit.forget());
         }
         let start = Instant::now();
+        let delay = *latency.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let fault = {
             let mut rule = rule.lock().unwrap();
             match rule.as_mut() {
