@@ -277,6 +277,8 @@ async fn oversized_and_hostile_input_is_refused_without_touching_the_table() {
         assert_eq!((got.status, got.body), error(400, "invalid request"));
     }
 
+    assert_eq!(stack.tokens().await, before);
+
     // What would make lambda_http panic is dropped before it sees it: the
     // request is served as usual.
     stack.live_token("o", "o-3").await;
