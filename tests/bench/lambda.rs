@@ -139,7 +139,9 @@ async fn main() {
         return;
     }
     let release = target_dir().join("release");
-    let function_bin = release.join("delete-token");
+    // BENCH_FUNCTION_BIN measures another build of the function (a profile
+    // with symbols, say) against the same floors.
+    let function_bin = std::env::var_os("BENCH_FUNCTION_BIN").map(PathBuf::from).unwrap_or(release.join("delete-token"));
     let hello_bin = release.join("examples/hello-floor");
     for bin in [&function_bin, &hello_bin] {
         assert!(bin.exists(), "{} is missing: run `make bench`", bin.display());
