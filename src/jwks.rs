@@ -54,6 +54,11 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
+    /// Some key's id and one algorithm it verifies.
+    pub fn any_key(&self) -> Option<(Option<&str>, Algorithm)> {
+        self.keys.first().and_then(|k| Some((k.kid.as_deref(), *k.algorithms.first()?)))
+    }
+
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }

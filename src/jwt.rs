@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Validation};
+use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Header, Validation};
 use serde_json::Value;
 
 use crate::config::{AuthConfig, KeySource};
@@ -58,6 +58,26 @@ impl JwtVerifier {
 
     pub async fn warm_up(&self) {
         self.keys.warm_up().await;
+    }
+
+    /// A token that names a real key and algorithm but carries no valid
+    /// signature: verifying it runs the whole verification and fails.
+    pub async fn rehearsal_token(&self) -> Option<String> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        let keys = self.keys.current(None).await.ok()?;
+        let (kid, alg) = keys.any_key()?;
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"rehearsal","exp":0}"#);
+        // Of the right length and in range, so verification runs in full.
+        let length = match alg {
+            Algorithm::ES256 => 64,
+            Algorithm::ES384 => 96,
+            _ => 256,
+        };
+        let signature = URL_SAFE_NO_PAD.encode(vec![1u8; length]);
+        Some(format!("{header}.{claims}.{signature}"))
     }
 
     /// The caller's user id, if `token` is valid.

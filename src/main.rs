@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         }
     };
     app.warm_up().await;
+    entry::rehearse(app.clone()).await;
     match entry::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

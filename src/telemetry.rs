@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tracing::field::{Field, Visit};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::fmt;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -16,17 +16,20 @@ pub const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 /// (`AWS_LAMBDA_LOG_FORMAT=JSON`); level from `AWS_LAMBDA_LOG_LEVEL` or
 /// `RUST_LOG`.
 pub fn init_logging() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
+    let wanted = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    // `level` or `target=level,...` (Lambda's FATAL is ERROR here);
+    // anything unreadable means INFO.
+    let filter = wanted
+        .to_lowercase()
+        .replace("fatal", "error")
+        .parse::<Targets>()
         .ok()
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+        .filter(|t| t.default_level().is_some() || t.iter().next().is_some())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     // The runtime logs each raw event, Authorization header and all, at
     // TRACE: never let that through, whatever level is asked for.
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .parse_lossy("")
-        .add_directive("lambda_runtime=info".parse().unwrap_or_else(|_| LevelFilter::INFO.into()));
+    let runtime_level = filter.default_level().unwrap_or(LevelFilter::OFF).min(LevelFilter::INFO);
+    let filter = filter.with_target("lambda_runtime", runtime_level);
     let not_emf = filter_fn(|meta| meta.target() != EMF_TARGET);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let base = fmt::layer().with_target(false).with_ansi(false).without_time();
@@ -35,11 +38,12 @@ pub fn init_logging() {
         tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
 }
 
-/// Target of the events whose message is an EMF document.
+/// Target of the events whose message is a JSON document (request lines
+/// with their EMF metrics), printed as is in either log format.
 const EMF_TARGET: &str = "emf";
 
-/// Writes EMF documents as bare lines on stdout, where CloudWatch looks
-/// for them; the log formatter would wrap them.
+/// Writes those documents as bare lines on stdout, where CloudWatch looks
+/// for EMF; the log formatter would wrap them.
 struct EmfLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for EmfLayer {
@@ -70,22 +74,25 @@ pub struct RequestSummary<'a> {
 }
 
 impl RequestSummary<'_> {
+    /// One line per request: the access log and, in the same JSON
+    /// document, its CloudWatch metrics.
     pub fn log(&self) {
-        tracing::info!(
-            request_id = self.request_id,
-            outcome = self.outcome,
-            status = self.status,
-            duration_ms = self.duration.as_secs_f64() * 1000.0,
-            "request"
-        );
-        tracing::info!(target: EMF_TARGET, "{}", self.emf(SystemTime::now()));
+        tracing::info!(target: EMF_TARGET, "{}", self.document(SystemTime::now()));
     }
 
-    /// CloudWatch Embedded Metric Format: a count per outcome, the duration,
-    /// and a DynamoDB error count on internal errors.
-    pub fn emf(&self, now: SystemTime) -> Value {
+    /// The request's log fields plus CloudWatch Embedded Metric Format: a
+    /// count per outcome (the `Outcome` dimension), deleted / refused /
+    /// internal-error counts and the duration.
+    pub fn document(&self, now: SystemTime) -> Value {
         let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let duration_ms = self.duration.as_secs_f64() * 1000.0;
         json!({
+            "level": "INFO",
+            "message": "request",
+            "request_id": self.request_id,
+            "outcome": self.outcome,
+            "status": self.status,
+            "duration_ms": duration_ms,
             "_aws": {
                 "Timestamp": millis,
                 "CloudWatchMetrics": [{
@@ -105,9 +112,7 @@ impl RequestSummary<'_> {
             "Deleted": u8::from(self.status == 200),
             "Refused": u8::from((400..500).contains(&self.status)),
             "InternalErrors": u8::from(self.status >= 500),
-            "Duration": self.duration.as_secs_f64() * 1000.0,
-            "requestId": self.request_id,
-            "status": self.status,
+            "Duration": duration_ms,
         })
     }
 }
@@ -149,7 +154,7 @@ mod tests {
     fn emf_declares_every_metric_it_sets() {
         let summary =
             RequestSummary { request_id: "r1", outcome: "deleted", status: 200, duration: Duration::from_millis(7) };
-        let emf = summary.emf(UNIX_EPOCH + Duration::from_secs(1));
+        let emf = summary.document(UNIX_EPOCH + Duration::from_secs(1));
         assert_eq!(emf["_aws"]["Timestamp"], 1000);
         assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRICS_NAMESPACE);
         for metric in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
@@ -162,12 +167,18 @@ mod tests {
             (Some(1), Some(0), Some(0))
         );
         assert_eq!(emf["Duration"], 7.0);
+        assert_eq!((emf["message"].as_str(), emf["request_id"].as_str()), (Some("request"), Some("r1")));
+        assert_eq!(
+            (emf["outcome"].as_str(), emf["status"].as_u64(), emf["duration_ms"].as_f64()),
+            (Some("deleted"), Some(200), Some(7.0))
+        );
     }
 
     #[test]
     fn emf_counts_refusals_and_errors() {
-        let at =
-            |status| RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.emf(UNIX_EPOCH);
+        let at = |status| {
+            RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.document(UNIX_EPOCH)
+        };
         assert_eq!((at(403)["Refused"].as_u64(), at(403)["Deleted"].as_u64()), (Some(1), Some(0)));
         assert_eq!(at(500)["InternalErrors"].as_u64(), Some(1));
     }

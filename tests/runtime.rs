@@ -67,10 +67,18 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
     assert_eq!(requests[1]["outcome"], "token_not_found");
     assert_eq!(requests[2]["outcome"], "bad_request");
 
-    let emf: Vec<&Value> = docs.iter().filter(|d| d.get("_aws").is_some()).collect();
-    assert_eq!(emf.len(), 2, "one EMF document per HTTP request");
-    assert_eq!((emf[0]["Outcome"].as_str(), emf[0]["Deleted"].as_u64()), (Some("deleted"), Some(1)));
-    assert_eq!((emf[1]["Outcome"].as_str(), emf[1]["Refused"].as_u64()), (Some("token_not_found"), Some(1)));
+    // Each request line is also its EMF document.
+    for (line, outcome, metric) in
+        [(0, "deleted", "Deleted"), (1, "token_not_found", "Refused"), (2, "bad_request", "Refused")]
+    {
+        let doc = requests[line];
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NetBird/DeleteToken");
+        assert_eq!(
+            (doc["Outcome"].as_str(), doc[metric].as_u64(), doc["Requests"].as_u64()),
+            (Some(outcome), Some(1), Some(1))
+        );
+    }
+    assert_eq!(docs.iter().filter(|d| d.get("_aws").is_some()).count(), 3, "no other EMF documents");
 
     let audit: Vec<&Value> = docs.iter().filter(|d| d["activity"] == 42).collect();
     assert_eq!(audit.len(), 1);

@@ -141,7 +141,8 @@ async fn main() {
     let release = target_dir().join("release");
     // BENCH_FUNCTION_BIN measures another build of the function (a profile
     // with symbols, say) against the same floors.
-    let function_bin = std::env::var_os("BENCH_FUNCTION_BIN").map(PathBuf::from).unwrap_or(release.join("delete-token"));
+    let function_bin =
+        std::env::var_os("BENCH_FUNCTION_BIN").map(PathBuf::from).unwrap_or(release.join("delete-token"));
     let hello_bin = release.join("examples/hello-floor");
     for bin in [&function_bin, &hello_bin] {
         assert!(bin.exists(), "{} is missing: run `make bench`", bin.display());

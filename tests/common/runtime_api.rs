@@ -107,7 +107,10 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
                 }
             }
             let body = r#"{"status":"OK"}"#;
-            format!("HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+            format!(
+                "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
         };
         if socket.write_all(reply.as_bytes()).await.is_err() {
             return;
