@@ -17,25 +17,29 @@ pub const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 /// `RUST_LOG`.
 pub fn init_logging() {
     let wanted = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
-    // `level` or `target=level,...` (Lambda's FATAL is ERROR here);
-    // anything unreadable means INFO.
-    let filter = wanted
-        .to_lowercase()
-        .replace("fatal", "error")
-        .parse::<Targets>()
-        .ok()
-        .filter(|t| t.default_level().is_some() || t.iter().next().is_some())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
-    // The runtime logs each raw event, Authorization header and all, at
-    // TRACE: never let that through, whatever level is asked for.
-    let runtime_level = filter.default_level().unwrap_or(LevelFilter::OFF).min(LevelFilter::INFO);
-    let filter = filter.with_target("lambda_runtime", runtime_level);
+    let filter = log_filter(&wanted);
     let not_emf = filter_fn(|meta| meta.target() != EMF_TARGET);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let base = fmt::layer().with_target(false).with_ansi(false).without_time();
     let logs = if json { base.json().flatten_event(true).boxed() } else { base.boxed() };
     let _ =
         tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
+}
+
+/// `level` or `target=level,...` (Lambda's FATAL is ERROR here); unset or
+/// unreadable means INFO.
+fn log_filter(wanted: &str) -> Targets {
+    let mut filter = match wanted.trim() {
+        "" => Targets::new(),
+        wanted => wanted.to_lowercase().replace("fatal", "error").parse::<Targets>().unwrap_or_default(),
+    };
+    if filter.default_level().is_none() {
+        filter = filter.with_default(LevelFilter::INFO);
+    }
+    // The runtime logs each raw event, Authorization header and all, at
+    // TRACE: never let that through, whatever level is asked for.
+    let runtime_level = filter.default_level().unwrap_or(LevelFilter::OFF).min(LevelFilter::INFO);
+    filter.with_target("lambda_runtime", runtime_level)
 }
 
 /// Target of the events whose message is a JSON document (request lines
@@ -172,6 +176,23 @@ mod tests {
             (emf["outcome"].as_str(), emf["status"].as_u64(), emf["duration_ms"].as_f64()),
             (Some("deleted"), Some(200), Some(7.0))
         );
+    }
+
+    #[test]
+    fn log_levels() {
+        use tracing::Level;
+        let on = |wanted: &str, target: &str, level: Level| log_filter(wanted).would_enable(target, &level);
+        assert!(on("", "netbird_delete_token", Level::INFO) && !on("", "netbird_delete_token", Level::DEBUG));
+        assert!(!on("WARN", "netbird_delete_token", Level::INFO) && on("WARN", "x", Level::WARN));
+        assert!(on("FATAL", "x", Level::ERROR) && !on("FATAL", "x", Level::WARN));
+        assert!(on("aws_smithy_runtime=debug", "aws_smithy_runtime", Level::DEBUG));
+        assert!(on("aws_smithy_runtime=debug", "netbird_delete_token", Level::INFO));
+        assert!(on("nonsense!!", "x", Level::INFO));
+        for wanted in ["TRACE", "lambda_runtime=trace", "debug,lambda_runtime=trace"] {
+            assert!(!on(wanted, "lambda_runtime::layers::api_response", Level::TRACE), "{wanted}");
+            assert!(!on(wanted, "lambda_runtime::layers::api_response", Level::DEBUG), "{wanted}");
+        }
+        assert!(!on("ERROR", "lambda_runtime", Level::INFO));
     }
 
     #[test]
