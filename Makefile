@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test setup lint unit-and-integration validate build deploy bench fuzz token clean
+.PHONY: run test setup lint unit-and-integration validate build deploy bench fuzz fuzz-short token clean
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
@@ -17,7 +17,7 @@ run: setup
 	$(WITH_DDB) tests/tools/run-local
 
 ## make test: every check; .ci/run calls this and nothing else
-test: setup lint validate unit-and-integration
+test: setup lint validate unit-and-integration fuzz-short
 
 lint:
 	cargo fmt --all -- --check
@@ -44,6 +44,24 @@ build: setup
 deploy: setup
 	$(VENV)/bin/sam build --beta-features
 	if [[ -f samconfig.toml ]]; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
+
+## make fuzz: every fuzz target for FUZZ_SECONDS each (default 120); make test runs 10 s each
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := authorization_header pat jwt route event
+CARGO_FUZZ := .local/cargo/bin/cargo-fuzz
+fuzz: $(CARGO_FUZZ)
+	for target in $(FUZZ_TARGETS); do \
+	  seeds=fuzz/seeds/$$target; [[ $$target == event ]] && seeds=events; \
+	  mkdir -p fuzz/corpus/$$target; \
+	  PATH=$(CURDIR)/.local/cargo/bin:$$PATH cargo +nightly fuzz run --fuzz-dir fuzz $$target fuzz/corpus/$$target $$seeds \
+	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+$(CARGO_FUZZ):
+	cargo install --locked --root .local/cargo cargo-fuzz
 
 ## make token USER=id [ROLE=owner] [ACCOUNT=demo-account]: a user and a PAT on the running `make run` stack
 token:

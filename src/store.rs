@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::SharedHttpClient;
@@ -97,7 +98,10 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // Stalled-stream protection guards long transfers; these bodies are a
+    // few hundred bytes under a 1 s attempt timeout, so it only costs CPU.
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .http_client(https_client(env("AWS_ENDPOINT_URL_DYNAMODB").is_some(), env("AWS_REGION")));

@@ -165,7 +165,8 @@ async fn main() {
         ("AUTH_JWKS", stack.keys.jwks()),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint()),
     ];
-    let jwt = format!("Bearer {}", stack.keys.jwt("o"));
+    // RS256: what NetBird's usual identity providers sign with.
+    let jwt = format!("Bearer {}", stack.keys.rs256.sign(&claims("o")).unwrap());
     let pat = format!("Token {pat}");
 
     let jwt_event = |i: usize| http_api_event("DELETE", "o", &format!("j-{i}"), Some(&jwt));
@@ -186,7 +187,7 @@ async fn main() {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("\nmake bench: {cores} cores, {cpu_model}; DynamoDB Local on loopback; {COLD_STARTS} cold starts (medians), {WARM} warm invocations\n");
-    println!("| metric | delete-token, JWT | delete-token, PAT | hello-world floor | bare DeleteItem floor |");
+    println!("| metric | delete-token, JWT (RS256) | delete-token, PAT | hello-world floor | bare DeleteItem floor |");
     println!("|---|---|---|---|---|");
     let row = |name: &str, f: &dyn Fn(&Measured) -> String, floor_too: bool| {
         let last = if floor_too { f(&floor) } else { "".into() };
