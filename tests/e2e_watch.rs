@@ -52,17 +52,17 @@ async fn the_function_under_cargo_lambda_watch() {
     stack.live_token("u", "u-t").await;
 
     let env_file = std::env::temp_dir().join(format!("delete-token-e2e-{}.env", std::process::id()));
-    let env = [
-        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
-        ("USERS_TABLE", stack.config.users_table.clone()),
-        ("AUTH_ISSUER", ISSUER.into()),
-        ("AUTH_AUDIENCE", AUDIENCE.into()),
-        ("AUTH_JWKS", format!("'{}'", stack.keys.jwks())),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint()),
+    let mut env = stack.function_env(&endpoint());
+    for (name, value) in env.iter_mut() {
+        if *name == "AUTH_JWKS" {
+            *value = format!("'{value}'"); // the env file's quoting
+        }
+    }
+    env.extend([
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "local".into()),
         ("AWS_SECRET_ACCESS_KEY", "local".into()),
-    ];
+    ]);
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(&env_file, text).unwrap();
 

@@ -11,17 +11,6 @@ use common::runtime_api::{Function, RuntimeApi};
 use common::*;
 use serde_json::{json, Value};
 
-fn function_env(stack: &Stack, endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
-        ("USERS_TABLE", stack.config.users_table.clone()),
-        ("AUTH_ISSUER", ISSUER.into()),
-        ("AUTH_AUDIENCE", AUDIENCE.into()),
-        ("AUTH_JWKS", stack.keys.jwks()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()),
-    ]
-}
-
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_delete-token"))
 }
@@ -35,7 +24,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
     let pat = stack.live_token("o", "o-login").await;
     stack.live_token("s", "s-t").await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &function_env(&stack, &proxy.endpoint));
+    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
     let ready = runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
 
     // Init warmed two DynamoDB connections, and the read paths, before
@@ -102,7 +91,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
 async fn a_bad_setting_stops_the_function_at_init() {
     let stack = Stack::new().await;
     let runtime = RuntimeApi::start().await;
-    let mut env = function_env(&stack, &endpoint());
+    let mut env = stack.function_env(&endpoint());
     env.retain(|(k, _)| *k != "AUTH_ISSUER");
     let mut function = Function::spawn(binary(), &runtime, &env);
     let code = function.exit_code(Duration::from_secs(20)).await;
@@ -112,7 +101,7 @@ async fn a_bad_setting_stops_the_function_at_init() {
     assert!(lines.iter().any(|l| l.contains("AUTH_ISSUER is required")), "{lines:#?}");
 
     let runtime = RuntimeApi::start().await;
-    let mut env = function_env(&stack, &endpoint());
+    let mut env = stack.function_env(&endpoint());
     env.retain(|(k, _)| *k != "AUTH_JWKS");
     env.push(("AUTH_JWKS", r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into()));
     let mut function = Function::spawn(binary(), &runtime, &env);
@@ -129,7 +118,7 @@ async fn dynamodb_down_at_init_is_not_fatal() {
     drop(closed);
     let stack = Stack::new().await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &function_env(&stack, &dead));
+    let function = Function::spawn(binary(), &runtime, &stack.function_env(&dead));
     assert!(runtime.wait_first_poll(Duration::from_secs(20)).await.is_some(), "init completed despite DynamoDB");
     let got = answer(
         runtime.invoke(&http_api_event("DELETE", "o", "t", Some(&format!("Bearer {}", stack.keys.jwt("o"))))).await,

@@ -31,15 +31,8 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
     let before = stack.tokens().await;
 
     let runtime = RuntimeApi::start().await;
-    let env = [
-        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
-        ("USERS_TABLE", stack.config.users_table.clone()),
-        ("AUTH_ISSUER", ISSUER.to_owned()),
-        ("AUTH_AUDIENCE", AUDIENCE.to_owned()),
-        ("AUTH_JWKS", stack.keys.jwks()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint()),
-        ("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()),
-    ];
+    let mut env = stack.function_env(&endpoint());
+    env.push(("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()));
     let function = Function::spawn(Path::new(env!("CARGO_BIN_EXE_delete-token")), &runtime, &env);
     runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
 

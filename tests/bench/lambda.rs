@@ -157,14 +157,7 @@ async fn main() {
     for chunk in seeds.chunks(64) {
         futures_util::future::join_all(chunk.iter().map(|(user, id)| stack.live_token(user, id))).await;
     }
-    let env = vec![
-        ("TOKENS_TABLE", stack.config.tokens_table.clone()),
-        ("USERS_TABLE", stack.config.users_table.clone()),
-        ("AUTH_ISSUER", ISSUER.to_owned()),
-        ("AUTH_AUDIENCE", AUDIENCE.to_owned()),
-        ("AUTH_JWKS", stack.keys.jwks()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint()),
-    ];
+    let env = stack.function_env(&endpoint());
     // RS256: what NetBird's usual identity providers sign with.
     let jwt = format!("Bearer {}", stack.keys.rs256.sign(&claims("o")).unwrap());
     let pat = format!("Token {pat}");

@@ -112,6 +112,18 @@ impl Stack {
         Stack { client, config, keys, app }
     }
 
+    /// The function's settings for these tables, talking to `endpoint`.
+    pub fn function_env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("TOKENS_TABLE", self.config.tokens_table.clone()),
+            ("USERS_TABLE", self.config.users_table.clone()),
+            ("AUTH_ISSUER", ISSUER.into()),
+            ("AUTH_AUDIENCE", AUDIENCE.into()),
+            ("AUTH_JWKS", self.keys.jwks()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()),
+        ]
+    }
+
     pub async fn user(&self, id: &str, account: &str, role: &str) {
         self.put_user(id, account, role, &[]).await;
     }
