@@ -18,7 +18,8 @@ pub struct Pat<'a>(&'a str);
 impl<'a> Pat<'a> {
     /// `None` for anything but a well-formed token with a matching checksum.
     pub fn parse(token: &'a str) -> Option<Self> {
-        if token.len() != TOKEN_LEN || !token.starts_with(PREFIX) {
+        // ASCII first: the slices below are by byte.
+        if token.len() != TOKEN_LEN || !token.is_ascii() || !token.starts_with(PREFIX) {
             return None;
         }
         let secret = &token[PREFIX.len()..PREFIX.len() + SECRET_LEN];
@@ -128,6 +129,16 @@ mod tests {
         ] {
             assert!(Pat::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn multibyte_characters_are_refused_not_sliced() {
+        // Found by the authorization_header fuzz target: 40 bytes, but a
+        // character straddles the secret's end.
+        let token = format!("nbp_{}é{}", "a".repeat(29), "0".repeat(5));
+        assert_eq!(token.len(), TOKEN_LEN);
+        assert!(Pat::parse(&token).is_none());
+        assert!(Pat::parse("nbp_ééééééééééééééééé0").is_none());
     }
 
     #[test]
