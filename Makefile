@@ -63,14 +63,18 @@ fuzz-short:
 $(CARGO_FUZZ):
 	cargo install --locked --root .local/cargo cargo-fuzz
 
-## make token USER=id [ROLE=owner] [ACCOUNT=demo-account]: a user and a PAT on the running `make run` stack
+## make token USER_ID=id [ROLE=owner] [ACCOUNT=demo-account] [TOKEN_ID=...]: a user, a PAT and a JWT on the running `make run` stack
 token:
-	@test -n "$(USER_ID)" || { echo "usage: make token USER_ID=someone [ROLE=owner] [ACCOUNT=demo-account]" >&2; exit 2; }
+	@test -n "$(USER_ID)" || { echo "usage: make token USER_ID=someone [ROLE=owner] [ACCOUNT=demo-account] [TOKEN_ID=tok-1]" >&2; exit 2; }
 	@test -f .local/dynamodb-endpoint || { echo "start the local stack first: make run" >&2; exit 1; }
 	@export AWS_ENDPOINT_URL_DYNAMODB=$$(cat .local/dynamodb-endpoint) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local TOKENS_TABLE=demo-tokens USERS_TABLE=demo-users; \
+	  token_id="$(or $(TOKEN_ID),tok-$$RANDOM)"; \
 	  target/debug/devstack user --id "$(USER_ID)" --account "$(or $(ACCOUNT),demo-account)" --role "$(or $(ROLE),owner)"; \
-	  echo "PAT: $$(target/debug/devstack pat --user "$(USER_ID)" --id "$(or $(TOKEN_ID),tok-$$RANDOM)")"; \
-	  echo "JWT: $$(target/debug/devstack jwt --user "$(USER_ID)")"
+	  pat=$$(target/debug/devstack pat --user "$(USER_ID)" --id "$$token_id"); \
+	  jwt=$$(target/debug/devstack jwt --user "$(USER_ID)"); \
+	  echo "PAT $$token_id of $(USER_ID): $$pat"; \
+	  echo "JWT of $(USER_ID): $$jwt"; \
+	  echo "curl -i -X DELETE 'http://127.0.0.1:$${PORT:-9000}/api/users/$(USER_ID)/tokens/$$token_id' -H 'Authorization: Token $$pat'"
 
 setup: $(VENV)/.installed .local/npm/.installed java
 
