@@ -119,13 +119,10 @@ impl App {
         let (users, ()) = tokio::join!(users, mark_used);
         let (caller_row, target_row) = users.map_err(internal)?;
 
-        may_delete_token(caller_row.as_ref(), &target_id, target_row.as_ref()).map_err(|refusal| {
-            ApiError::Refused { refusal, caller_id: caller.user_id.clone(), target_id: target_id.clone() }
-        })?;
-        // The policy has seen both rows; they exist.
-        let (Some(caller_row), Some(target_row)) = (caller_row, target_row) else {
-            return Err(ApiError::Internal);
-        };
+        let (caller_row, target_row) =
+            may_delete_token(caller_row.as_ref(), &target_id, target_row.as_ref()).map_err(|refusal| {
+                ApiError::Refused { refusal, caller_id: caller.user_id.clone(), target_id: target_id.clone() }
+            })?;
         let deleted = self
             .store
             .delete_token(&target_id, &token_id, &caller_row.account_id)

@@ -14,9 +14,13 @@ pub enum Refusal {
     AdminRequired,
 }
 
-/// `caller_id` and `target_id` name the rows that `caller` and `target` are
-/// (`None` when the users table has no such row).
-pub fn may_delete_token(caller: Option<&User>, target_id: &str, target: Option<&User>) -> Result<(), Refusal> {
+/// `caller` and `target` are the users table's rows (`None` when it has
+/// none); `target_id` is the id the request names. On success, the two rows.
+pub fn may_delete_token<'a>(
+    caller: Option<&'a User>,
+    target_id: &str,
+    target: Option<&'a User>,
+) -> Result<(&'a User, &'a User), Refusal> {
     // 1. The caller must exist.
     let caller = caller.ok_or(Refusal::CallerNotFound)?;
     // 2. …and be active.
@@ -42,12 +46,17 @@ pub fn may_delete_token(caller: Option<&User>, target_id: &str, target: Option<&
     if !own && !admin_on_service_user {
         return Err(Refusal::AdminRequired);
     }
-    Ok(())
+    Ok((caller, target))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verdict alone.
+    fn verdict(result: Result<(&User, &User), Refusal>) -> Result<(), Refusal> {
+        result.map(|_| ())
+    }
 
     fn user(id: &str, account: &str, role: Role) -> User {
         User {
@@ -71,8 +80,8 @@ mod tests {
     #[test]
     fn check_1_unknown_caller() {
         let target = user("t", "acc", Role::User);
-        assert_eq!(may_delete_token(None, "t", Some(&target)), Err(Refusal::CallerNotFound));
-        assert_eq!(may_delete_token(None, "t", None), Err(Refusal::CallerNotFound));
+        assert_eq!(verdict(may_delete_token(None, "t", Some(&target))), Err(Refusal::CallerNotFound));
+        assert_eq!(verdict(may_delete_token(None, "t", None)), Err(Refusal::CallerNotFound));
     }
 
     #[test]
@@ -80,25 +89,29 @@ mod tests {
         let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
         let pending = User { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
         let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
-        assert_eq!(may_delete_token(Some(&blocked), "c", Some(&blocked)), Err(Refusal::CallerBlocked));
-        assert_eq!(may_delete_token(Some(&pending), "c", Some(&pending)), Err(Refusal::CallerPendingApproval));
-        assert_eq!(may_delete_token(Some(&only_pending), "c", None), Err(Refusal::CallerPendingApproval));
+        assert_eq!(verdict(may_delete_token(Some(&blocked), "c", Some(&blocked))), Err(Refusal::CallerBlocked));
+        assert_eq!(verdict(may_delete_token(Some(&pending), "c", Some(&pending))), Err(Refusal::CallerPendingApproval));
+        assert_eq!(verdict(may_delete_token(Some(&only_pending), "c", None)), Err(Refusal::CallerPendingApproval));
     }
 
     #[test]
     fn check_3_roles_without_delete_even_on_own_tokens() {
         for role in [Role::User, Role::Auditor, Role::BillingAdmin, Role::Unknown] {
             let caller = user("c", "acc", role);
-            assert_eq!(may_delete_token(Some(&caller), "c", Some(&caller)), Err(Refusal::PermissionDenied), "{role:?}");
+            assert_eq!(
+                verdict(may_delete_token(Some(&caller), "c", Some(&caller))),
+                Err(Refusal::PermissionDenied),
+                "{role:?}"
+            );
             // Check 3 comes before check 4.
-            assert_eq!(may_delete_token(Some(&caller), "x", None), Err(Refusal::PermissionDenied), "{role:?}");
+            assert_eq!(verdict(may_delete_token(Some(&caller), "x", None)), Err(Refusal::PermissionDenied), "{role:?}");
         }
     }
 
     #[test]
     fn check_4_missing_target() {
         let caller = user("c", "acc", Role::Owner);
-        assert_eq!(may_delete_token(Some(&caller), "gone", None), Err(Refusal::TargetNotFound));
+        assert_eq!(verdict(may_delete_token(Some(&caller), "gone", None)), Err(Refusal::TargetNotFound));
     }
 
     #[test]
@@ -107,7 +120,7 @@ mod tests {
             let caller = user("c", "acc", role);
             let stranger = service("s", "other");
             assert_eq!(
-                may_delete_token(Some(&caller), "s", Some(&stranger)),
+                verdict(may_delete_token(Some(&caller), "s", Some(&stranger))),
                 Err(Refusal::PermissionDenied),
                 "{role:?}"
             );
@@ -120,7 +133,7 @@ mod tests {
         let svc = service("s", "acc");
         for role in ALL_ROLES {
             let caller = user("c", "acc", role);
-            let may = |target: &User| may_delete_token(Some(&caller), &target.id, Some(target));
+            let may = |target: &User| verdict(may_delete_token(Some(&caller), &target.id, Some(target)));
             let allowed = matches!(role, Role::Owner | Role::Admin | Role::NetworkAdmin);
             let admin = matches!(role, Role::Owner | Role::Admin);
             let own = may(&caller);
@@ -142,6 +155,6 @@ mod tests {
     #[test]
     fn a_service_user_that_is_owner_deletes_own() {
         let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
-        assert_eq!(may_delete_token(Some(&caller), "c", Some(&caller)), Ok(()));
+        assert_eq!(verdict(may_delete_token(Some(&caller), "c", Some(&caller))), Ok(()));
     }
 }
