@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test setup lint unit-and-integration validate build deploy bench fuzz fuzz-short token clean
+.PHONY: run test setup lint unit-and-integration validate build sam-build deploy bench fuzz fuzz-short token clean
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
@@ -17,7 +17,7 @@ run: setup
 	$(WITH_DDB) tests/tools/run-local
 
 ## make test: every check; .ci/run calls this and nothing else
-test: setup lint validate unit-and-integration fuzz-short
+test: setup lint validate unit-and-integration fuzz-short sam-build
 
 lint:
 	cargo fmt --all -- --check
@@ -40,10 +40,15 @@ validate: setup
 build: setup
 	cargo lambda build --release --arm64 --bin delete-token
 
+## make sam-build: sam build (cargo lambda, arm64), checking the bootstrap is an arm64 ELF
+sam-build: setup
+	$(VENV)/bin/sam build
+	[[ $$(od -An -tx1 -j18 -N2 .aws-sam/build/DeleteTokenFunction/bootstrap | tr -d ' ') == b700 ]] \
+	  || { echo "the bootstrap is not an arm64 executable" >&2; exit 1; }
+
 ## make deploy: sam build + sam deploy (guided the first time)
-deploy: setup
-	$(VENV)/bin/sam build --beta-features
-	if [[ -f samconfig.toml ]]; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
+deploy: sam-build
+	if grep -q '^\[default.deploy' samconfig.toml; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
 
 ## make fuzz: every fuzz target for FUZZ_SECONDS each (default 120); make test runs 10 s each
 FUZZ_SECONDS ?= 120
