@@ -64,30 +64,32 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
 /// lazy parts built, while Lambda still gives the CPU in full. It touches
 /// no table and is neither logged nor counted.
 pub async fn rehearse(app: Arc<App>) {
-    let Some(token) = app.rehearsal_token().await else { return };
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
-        "rawPath": "/api/users/rehearsal/tokens/rehearsal",
-        "rawQueryString": "",
-        "headers": { "authorization": format!("Bearer {token}") },
-        "pathParameters": { "userId": "rehearsal", "tokenId": "rehearsal" },
-        "requestContext": {
-            "http": { "method": "DELETE", "path": "/api/users/rehearsal/tokens/rehearsal" },
-            "stage": "$default"
-        },
-        "isBase64Encoded": false
-    });
-    let Ok(mut request) = serde_json::from_value::<LambdaRequest>(event) else { return };
-    if tame(&mut request).is_err() {
-        return;
-    }
-    let mut adapter = Adapter::from(service_fn(move |req: Request| {
+    for token in app.rehearsal_tokens().await {
+        let event = json!({
+            "version": "2.0",
+            "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
+            "rawPath": "/api/users/rehearsal/tokens/rehearsal",
+            "rawQueryString": "",
+            "headers": { "authorization": format!("Bearer {token}") },
+            "pathParameters": { "userId": "rehearsal", "tokenId": "rehearsal" },
+            "requestContext": {
+                "http": { "method": "DELETE", "path": "/api/users/rehearsal/tokens/rehearsal" },
+                "stage": "$default"
+            },
+            "isBase64Encoded": false
+        });
+        let Ok(mut request) = serde_json::from_value::<LambdaRequest>(event) else { return };
+        if tame(&mut request).is_err() {
+            return;
+        }
         let app = app.clone();
-        async move { Ok::<_, Infallible>(app.rehearse(req).await) }
-    }));
-    let Ok(response) = adapter.call(LambdaEvent::new(request, Context::default())).await;
-    let _ = serde_json::to_value(response);
+        let mut adapter = Adapter::from(service_fn(move |req: Request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.rehearse(req).await) }
+        }));
+        let Ok(response) = adapter.call(LambdaEvent::new(request, Context::default())).await;
+        let _ = serde_json::to_value(response);
+    }
 }
 
 /// lambda_http builds a URI from the Host header (or domain name), the

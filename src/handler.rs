@@ -52,9 +52,9 @@ impl App {
         }
     }
 
-    /// A token for [`crate::entry::rehearse`].
-    pub async fn rehearsal_token(&self) -> Option<String> {
-        self.jwt.rehearsal_token().await
+    /// Tokens for [`crate::entry::rehearse`].
+    pub async fn rehearsal_tokens(&self) -> Vec<String> {
+        self.jwt.rehearsal_tokens().await
     }
 
     /// `req` handled like a request but neither logged nor counted: the

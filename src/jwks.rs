@@ -54,9 +54,9 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// Some key's id and one algorithm it verifies.
-    pub fn any_key(&self) -> Option<(Option<&str>, Algorithm)> {
-        self.keys.first().and_then(|k| Some((k.kid.as_deref(), *k.algorithms.first()?)))
+    /// Each key's id with the first algorithm it verifies.
+    pub fn key_ids(&self) -> impl Iterator<Item = (Option<&str>, Algorithm)> {
+        self.keys.iter().filter_map(|k| Some((k.kid.as_deref(), *k.algorithms.first()?)))
     }
 
     pub fn has_kid(&self, kid: &str) -> bool {
