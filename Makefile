@@ -55,11 +55,17 @@ FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := authorization_header pat jwt route event
 CARGO_FUZZ := .local/cargo/bin/cargo-fuzz
 fuzz: $(CARGO_FUZZ)
+	mkdir -p fuzz/logs
 	for target in $(FUZZ_TARGETS); do \
 	  seeds=fuzz/seeds/$$target; [[ $$target == event ]] && seeds=events; \
 	  mkdir -p fuzz/corpus/$$target; \
-	  PATH=$(CURDIR)/.local/cargo/bin:$$PATH cargo +nightly fuzz run --fuzz-dir fuzz $$target fuzz/corpus/$$target $$seeds \
-	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048; \
+	  log=fuzz/logs/$$target.log; \
+	  if PATH=$(CURDIR)/.local/cargo/bin:$$PATH cargo +nightly fuzz run --fuzz-dir fuzz $$target fuzz/corpus/$$target $$seeds \
+	      -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 >$$log 2>&1; then \
+	    echo "fuzz $$target: $$(grep -E '^Done [0-9]+ runs' $$log)"; \
+	  else \
+	    tail -n 60 $$log; echo "fuzz $$target FAILED: the input is in fuzz/artifacts/$$target/" >&2; exit 1; \
+	  fi; \
 	done
 
 fuzz-short:
