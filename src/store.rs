@@ -104,7 +104,7 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .http_client(https_client(env("AWS_ENDPOINT_URL_DYNAMODB").is_some(), env("AWS_REGION")));
+        .http_client(https_client(env("AWS_ENDPOINT_URL_DYNAMODB").as_deref(), env("AWS_REGION")));
     // Lambda hands the role's credentials over in the environment: read
     // them there, without building the default chain's STS, SSO and IMDS
     // clients at every cold start. Elsewhere the default chain applies.
@@ -116,10 +116,12 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
 
 /// AWS's own DynamoDB endpoints are signed by Amazon's roots: trusting only
 /// those spares parsing the system's whole CA bundle at every cold start.
-/// A custom endpoint (a proxy, say) or a China region gets the system's roots.
-fn https_client(custom_endpoint: bool, region: Option<String>) -> SharedHttpClient {
+/// A custom https endpoint (a proxy, say) or a China region gets the
+/// system's roots; a plain-http one (DynamoDB Local) needs none.
+fn https_client(custom_endpoint: Option<&str>, region: Option<String>) -> SharedHttpClient {
     let china = region.is_some_and(|r| r.starts_with("cn-"));
-    let trust = if custom_endpoint || china {
+    let custom_tls = custom_endpoint.is_some_and(|url| !url.starts_with("http://"));
+    let trust = if custom_tls || china {
         TrustStore::default()
     } else {
         TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_ROOTS)
