@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
+use lambda_http::http::header::HOST;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, Service};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-
-use lambda_http::http::header::HOST;
 
 use crate::error::ApiError;
 use crate::handler::App;
@@ -44,18 +43,24 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
     if let Err(err) = tame(&mut request) {
         return fallback(err);
     }
-    let mut adapter = Adapter::from(service_fn(move |req: Request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.respond(req).await) }
-    }));
     // A last guard: `tame` removes every cause of a lambda_http panic known.
-    let answer =
-        AssertUnwindSafe(async move { adapter.call(LambdaEvent::new(request, context)).await }).catch_unwind().await;
-    match answer {
-        Ok(Ok(response)) => serde_json::to_value(response).unwrap_or_else(|_| fallback(ApiError::Internal)),
-        Ok(Err(never)) => match never {},
+    match AssertUnwindSafe(answer(app, request, context, false)).catch_unwind().await {
+        Ok(Some(response)) => response,
+        Ok(None) => fallback(ApiError::Internal),
         Err(_) => fallback(ApiError::BadRequest("invalid request")),
     }
+}
+
+/// `request` made an HTTP request by lambda_http, answered by `app`, and
+/// its response made the JSON of the event's source. A rehearsal is
+/// neither logged nor counted.
+async fn answer(app: Arc<App>, request: LambdaRequest, context: Context, rehearsal: bool) -> Option<Value> {
+    let mut adapter = Adapter::from(service_fn(move |req: Request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(if rehearsal { app.rehearse(req).await } else { app.respond(req).await }) }
+    }));
+    let Ok(response) = adapter.call(LambdaEvent::new(request, context)).await;
+    serde_json::to_value(response).ok()
 }
 
 /// Runs one request through the whole path during init (event parsing,
@@ -82,13 +87,7 @@ pub async fn rehearse(app: Arc<App>) {
         if tame(&mut request).is_err() {
             return;
         }
-        let app = app.clone();
-        let mut adapter = Adapter::from(service_fn(move |req: Request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.rehearse(req).await) }
-        }));
-        let Ok(response) = adapter.call(LambdaEvent::new(request, Context::default())).await;
-        let _ = serde_json::to_value(response);
+        answer(app.clone(), request, Context::default(), true).await;
     }
 }
 
