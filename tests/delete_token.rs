@@ -188,10 +188,6 @@ async fn unreadable_events_get_a_json_400() {
     let stack = account().await;
     let got = stack.call(&json!({ "hello": "world" })).await;
     assert_eq!((got.status, got.body), error(400, "invalid request"));
-    let mut event = http_api_event("DELETE", "o", "o-t", None);
-    event["headers"]["authorization"] = json!("Bearer a\r\nx-evil: 1");
-    let got = stack.call(&event).await;
-    assert!(matches!(got.status, 400 | 401), "{}", got.status);
     assert_eq!(got.headers["content-type"], "application/json");
     assert!(stack.token_item("o", "o-t").await.is_some());
 }
@@ -303,11 +299,17 @@ async fn oversized_and_hostile_input_is_refused_without_touching_the_table() {
     let straddling = format!("Token nbp_{}é{}", "a".repeat(29), "0".repeat(5));
     let got = stack.call(&http_api_event("DELETE", "o", "o-t", Some(&straddling))).await;
     assert_eq!((got.status, got.body), error(401, "token invalid"), "fuzz finding: a PAT sliced mid-character");
-    for value in ["Bearer a\r\nx-evil: 1", "Token \u{0}\u{7}", "Bearer ünïcödé"] {
+    // Control characters make the event unreadable to lambda_http: a JSON
+    // 400, not a runtime error. Non-ASCII is readable but no credential.
+    let cases = [
+        ("Bearer a\r\nx-evil: 1", error(400, "invalid request")),
+        ("Token \u{0}\u{7}", error(400, "invalid request")),
+        ("Bearer ünïcödé", error(401, "token invalid")),
+    ];
+    for (value, want) in cases {
         let got = stack.call(&http_api_event("DELETE", "o", "o-t", Some(value))).await;
-        assert!(matches!(got.status, 400 | 401), "{value:?}: {}", got.status);
+        assert_eq!((got.status, got.body), want, "{value:?}");
         assert_eq!(got.headers["content-type"], "application/json", "{value:?}");
-        assert_eq!(got.body["code"], got.status, "{value:?}");
     }
     assert_eq!(stack.tokens().await, before);
 }

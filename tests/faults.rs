@@ -81,10 +81,13 @@ async fn unreachable_dynamodb_is_a_prompt_500() {
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let stack = Stack::with_endpoint(&endpoint).await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.live_token("o", "o-t").await;
     let started = Instant::now();
     let got = stack.delete("o", "o-t", Some(&format!("Bearer {}", stack.keys.jwt("o")))).await;
     assert_eq!((got.status, got.body), error(500, "internal server error"));
     assert!(started.elapsed() < LAMBDA_TIMEOUT, "took {:?}", started.elapsed());
+    assert!(stack.token_item("o", "o-t").await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
