@@ -19,11 +19,13 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::devkeys::DevKey;
 use netbird_delete_token::pat;
+use netbird_delete_token::store::store_error;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -146,13 +148,7 @@ pub async fn put_user(env: &Env, user: &NewUser) -> Result<()> {
     if let Some(name) = &user.service_name {
         item.insert("serviceUserName".into(), AttributeValue::S(name.clone()));
     }
-    env.client
-        .put_item()
-        .table_name(&env.users_table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map_err(|e| format!("PutItem user: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    env.client.put_item().table_name(&env.users_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
     Ok(())
 }
 
@@ -165,7 +161,7 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         .key("userId", AttributeValue::S(user_id.into()))
         .send()
         .await
-        .map_err(|e| format!("GetItem user: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?
+        .map_err(sdk("GetItem"))?
         .item
         .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
     let account = user.get("accountId").cloned().ok_or("the user has no accountId")?;
@@ -180,13 +176,7 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         ("createdAt".to_owned(), AttributeValue::N(now.to_string())),
         ("createdBy".to_owned(), AttributeValue::S(user_id.into())),
     ]);
-    env.client
-        .put_item()
-        .table_name(&env.tokens_table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map_err(|e| format!("PutItem token: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    env.client.put_item().table_name(&env.tokens_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
     Ok(())
 }
 
@@ -210,6 +200,15 @@ pub fn mint_jwt(key: &DevKey, user_id: &str, issuer: &str, audience: &str, ttl_s
     let claims =
         serde_json::json!({ "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_secs });
     key.sign(&claims).map_err(|e| e.to_string())
+}
+
+/// A failed SDK call as the function reports it: code and message.
+pub fn sdk<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| store_error(operation)(e).to_string()
 }
 
 pub fn unix_now() -> i64 {

@@ -69,7 +69,7 @@ pub async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> 
     match result {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
-        Err(e) => Err(format!("CreateTable {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        Err(e) => Err(format!("{name}: {}", crate::sdk("CreateTable")(e))),
     }
 }
 
