@@ -107,7 +107,7 @@ async fn bare_delete_item(stack: &Stack) -> Measured {
 }
 
 /// Sequential DynamoDB round trips of one request, counted at a proxy.
-async fn round_trips(stack: &Stack, env: &[(&str, String)], binary: &Path, event: Value) -> usize {
+async fn round_trips(env: &[(&str, String)], binary: &Path, event: Value) -> usize {
     let proxy = FaultProxy::start(&endpoint()).await;
     proxy.set_latency(Duration::from_millis(30));
     let mut env = env.to_vec();
@@ -119,7 +119,6 @@ async fn round_trips(stack: &Stack, env: &[(&str, String)], binary: &Path, event
     proxy.seen.lock().unwrap().clear();
     assert_eq!(answer(runtime.invoke(&event).await).status, 200);
     function.stop().await;
-    let _ = stack;
     let calls = proxy.seen.lock().unwrap().clone();
     rounds(&calls)
 }
@@ -168,8 +167,8 @@ async fn main() {
     let mut pat_path = measure(&function_bin, &env, pat_event).await;
     let hello = measure(&hello_bin, &[], |_| http_api_event("DELETE", "o", "x", None)).await;
     let floor = bare_delete_item(&stack).await;
-    jwt_path.rounds = Some(round_trips(&stack, &env, &function_bin, jwt_event(COLD_STARTS + WARM)).await);
-    pat_path.rounds = Some(round_trips(&stack, &env, &function_bin, pat_event(COLD_STARTS + WARM)).await);
+    jwt_path.rounds = Some(round_trips(&env, &function_bin, jwt_event(COLD_STARTS + WARM)).await);
+    pat_path.rounds = Some(round_trips(&env, &function_bin, pat_event(COLD_STARTS + WARM)).await);
 
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
