@@ -11,13 +11,16 @@ use common::*;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
-/// Stops `cargo lambda watch` and the function it started.
+/// Stops `cargo lambda watch` and the function it started (its own process group).
 struct Watch(Child);
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &format!("-{pid}")]).status();
+        // killpg directly: Debian 12's procps `kill -TERM -<pgid>` signals -1,
+        // that is every process the user may signal, CI's runner included.
+        if let Some(pgid) = self.0.id().and_then(|pid| libc::pid_t::try_from(pid).ok()).filter(|&pgid| pgid > 1) {
+            // SAFETY: killpg has no memory-safety preconditions.
+            unsafe { libc::killpg(pgid, libc::SIGTERM) };
         }
     }
 }
