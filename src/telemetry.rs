@@ -22,8 +22,14 @@ pub fn init_logging() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let base = fmt::layer().with_target(false).with_ansi(false).without_time();
     let logs = if json { base.json().flatten_event(true).boxed() } else { base.boxed() };
-    let _ =
-        tracing_subscriber::registry().with(logs.with_filter(not_emf).with_filter(filter)).with(EmfLayer).try_init();
+    // Both layers filtered by target and level: every other callsite (the
+    // SDK's and hyper's debug spans, say) is then disabled once, when first
+    // seen, instead of being built and checked on every call.
+    let emf_only = Targets::new().with_target(EMF_TARGET, LevelFilter::INFO);
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(not_emf).with_filter(filter))
+        .with(EmfLayer.with_filter(emf_only))
+        .try_init();
 }
 
 /// `level` or `target=level,...` (Lambda's FATAL is ERROR here); unset or
@@ -52,6 +58,7 @@ struct EmfLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for EmfLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        // Targets matches by prefix; only this exact target is a document.
         if event.metadata().target() != EMF_TARGET {
             return;
         }
