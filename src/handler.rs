@@ -52,6 +52,11 @@ impl App {
         }
     }
 
+    /// The writes a request makes, built and signed but never sent.
+    pub async fn rehearse_writes(&self) {
+        self.store.rehearse_writes().await;
+    }
+
     /// Tokens for [`crate::entry::rehearse`].
     pub async fn rehearsal_tokens(&self) -> Vec<String> {
         self.jwt.rehearsal_tokens().await
