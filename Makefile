@@ -29,7 +29,7 @@ unit-and-integration:
 
 ## make bench: the release bootstrap through a local Runtime API vs its floors; checks the budgets
 bench: setup
-	cargo build --release --locked --bin delete-token --example hello-floor
+	cargo build --release --locked --bin delete-token --example hello-floor --example delete-item-floor
 	$(WITH_DDB) cargo bench --locked --bench lambda
 
 validate: setup
