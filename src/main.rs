@@ -29,7 +29,8 @@ async fn main() -> ExitCode {
         }
     };
     // The rehearsal runs on a second thread while the warm-up waits for
-    // DynamoDB (Lambda gives init the CPU in full).
+    // DynamoDB (Lambda gives init the CPU in full); any I/O it makes is
+    // driven by this thread's runtime.
     let rehearsal = {
         let (app, runtime) = (app.clone(), tokio::runtime::Handle::current());
         tokio::task::spawn_blocking(move || runtime.block_on(entry::rehearse(app)))

@@ -10,8 +10,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents, SharedHttpClient};
-use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -210,9 +209,7 @@ impl Store {
             Err(e) => Err(store_error("DeleteItem")(e)),
         }
     }
-}
 
-impl Store {
     fn mark_used_request(&self, token: &TokenRow, now: i64) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -243,8 +240,9 @@ impl Store {
         let update = self.mark_used_request(&token, 0).customize().interceptor(NeverSend).send();
         let delete =
             self.delete_request(WARM_UP_KEY, WARM_UP_KEY, WARM_UP_KEY).customize().interceptor(NeverSend).send();
-        let (update, delete) = tokio::join!(update, delete);
-        debug_assert!(update.is_err() && delete.is_err(), "a rehearsed write was sent");
+        if let (Ok(_), _) | (_, Ok(_)) = tokio::join!(update, delete) {
+            tracing::error!("a rehearsed write reached DynamoDB");
+        }
     }
 }
 
