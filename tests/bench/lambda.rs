@@ -1,7 +1,7 @@
 //! `make bench`: the release `bootstrap` run as Lambda runs it, through a
 //! local Runtime API, against DynamoDB Local, side by side with its floors:
-//! a hello-world `lambda_http` function and one that makes one bare SDK
-//! `DeleteItem` per request, both run the same way.
+//! a hello-world `lambda_http` function and one that makes the function's
+//! own conditional `DeleteItem` and nothing else, both run the same way.
 //! Prints one table and checks the budgets; exits 1 when one is missed.
 
 #[path = "../common/mod.rs"]
@@ -21,7 +21,7 @@ const WARM: usize = 400;
 /// on AWS the service side is always warm.
 const SERVER_WARM_UP: usize = 300;
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Measured {
     init: Duration,
     first: Duration,
@@ -207,7 +207,7 @@ async fn main() {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("\nmake bench: {cores} cores, {cpu_model}; DynamoDB Local on loopback; {COLD_STARTS} cold starts (medians), {WARM} warm invocations\n");
-    println!("| metric | delete-token, JWT (RS256) | delete-token, PAT | hello-world floor | bare DeleteItem floor |");
+    println!("| metric | delete-token, JWT (RS256) | delete-token, PAT | hello-world floor | DeleteItem floor |");
     println!("|---|---|---|---|---|");
     let row = |name: &str, f: &dyn Fn(&Measured) -> String| {
         println!("| {name} | {} | {} | {} | {} |", f(&jwt_path), f(&pat_path), f(&hello), f(&floor));
