@@ -65,13 +65,13 @@ async fn answer(app: Arc<App>, request: LambdaRequest, context: Context, rehears
 
 /// Runs one request through the whole path during init (event parsing,
 /// routing, JWT verification that fails at the signature, the error
-/// response), then builds and signs the writes without sending them, so
+/// response), then builds and signs its other calls without sending them, so
 /// the first real request finds that code paged in and its lazy parts
 /// built, while Lambda still gives the CPU in full. It touches no table and
 /// is neither logged nor counted.
 pub async fn rehearse(app: Arc<App>) {
     rehearse_requests(&app).await;
-    app.rehearse_writes().await;
+    app.rehearse_calls().await;
 }
 
 async fn rehearse_requests(app: &Arc<App>) {

@@ -52,9 +52,9 @@ impl App {
         }
     }
 
-    /// The writes a request makes, built and signed but never sent.
-    pub async fn rehearse_writes(&self) {
-        self.store.rehearse_writes().await;
+    /// The calls the warm-up does not make, built and signed but never sent.
+    pub async fn rehearse_calls(&self) {
+        self.store.rehearse_calls().await;
     }
 
     /// Tokens for [`crate::entry::rehearse`].
