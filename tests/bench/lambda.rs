@@ -186,6 +186,7 @@ async fn main() {
     // Warm instances one after another, not in turns: in turns each woke to
     // caches another process had filled, which multiplied the hello floor's
     // CPU per invocation by five to seven.
+    let function_inits: Vec<Duration> = colds[..2].iter().flat_map(|(inits, _)| inits.clone()).collect();
     let mut measured = Vec::new();
     for (subject, (inits, firsts)) in subjects.iter().zip(colds) {
         let mut m = warm(subject, warm_from, WARM).await;
@@ -197,6 +198,9 @@ async fn main() {
         measured.push(m);
     }
     let [jwt_path, pat_path, hello, floor] = <[Measured; 4]>::try_from(measured).ok().unwrap();
+    // Init cannot depend on the request that follows it: both paths' cold
+    // starts are samples of the one binary's init.
+    let function_init = median(function_inits);
 
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -220,10 +224,15 @@ async fn main() {
     row("peak RSS", &|m| format!("{:.1} MiB", m.rss_kib as f64 / 1024.0));
     row("stripped binary", &|m| format!("{:.2} MiB", m.size as f64 / 1048576.0));
     row("sequential DynamoDB round trips", &|m| m.rounds.map(|r| r.to_string()).unwrap_or_default());
-
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let times = |r: f64| format!("{r:.2}×");
+    row("init ÷ hello-world floor's", &|m| times(ratio(m.init, hello.init)));
+    row("warm p50 ÷ DeleteItem floor's", &|m| times(ratio(m.p50, floor.p50)));
+    row("CPU ÷ hello-world floor's", &|m| times(ratio(m.cpu, hello.cpu)));
+    row("CPU ÷ DeleteItem floor's", &|m| times(ratio(m.cpu, floor.cpu)));
+
     let budgets = [
-        ("init ≤ 3× hello-world init", ratio(jwt_path.init.max(pat_path.init), hello.init), 3.0),
+        ("init (both paths' cold starts) ≤ 3× hello-world init", ratio(function_init, hello.init), 3.0),
         ("first invocation ≤ 2.5× own warm p50 (JWT)", ratio(jwt_path.first, jwt_path.p50), 2.5),
         ("first invocation ≤ 2.5× own warm p50 (PAT)", ratio(pat_path.first, pat_path.p50), 2.5),
         ("warm p50 (JWT) ≤ 2.2× DeleteItem floor's", ratio(jwt_path.p50, floor.p50), 2.2),
