@@ -15,11 +15,14 @@ use common::runtime_api::{Function, RuntimeApi};
 use common::*;
 use serde_json::Value;
 
-const COLD_STARTS: usize = 15;
-const WARM: usize = 400;
-/// Requests per subject that warm DynamoDB Local's JVM before measuring:
-/// on AWS the service side is always warm.
-const SERVER_WARM_UP: usize = 300;
+/// Per subject; this VM's noise needs many for a steady median.
+const COLD_STARTS: usize = 41;
+/// Counted warm invocations per subject: `WARM_BLOCKS` turns of `PER_BLOCK`.
+const WARM_BLOCKS: usize = 16;
+const PER_BLOCK: usize = 25;
+/// Turns of [`warm`] that warm DynamoDB Local's JVM before measuring (300
+/// requests per subject): on AWS the service side is always warm.
+const SERVER_WARM_UP_BLOCKS: usize = 12;
 
 #[derive(Default)]
 struct Measured {
@@ -70,33 +73,70 @@ async fn cold_start(subject: &Subject<'_>, i: usize) -> (Duration, Duration) {
     (init, first)
 }
 
-/// `count` warm invocations on one instance, after one that is not counted,
-/// with events `from..`: latency percentiles, CPU per invocation, peak RSS.
-async fn warm(subject: &Subject<'_>, from: usize, count: usize) -> Measured {
-    let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(subject.binary, &runtime, subject.env);
-    runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
-    assert_eq!(answer(runtime.invoke(&(subject.event)(from)).await).status, 200);
-    let cpu_before = function.cpu_time();
-    let mut latencies = Vec::with_capacity(count);
-    for i in from + 1..=from + count {
-        let started = Instant::now();
-        let got = answer(runtime.invoke(&(subject.event)(i)).await);
-        latencies.push(started.elapsed());
-        assert_eq!(got.status, 200, "{}", got.body);
+/// Warm instances of all subjects, measured in turns of `PER_BLOCK`
+/// invocations so that the machine's moods fall on all alike. Each turn
+/// starts with one uncounted invocation: in strict turns every process woke
+/// to caches another had filled, which multiplied the hello floor's CPU per
+/// invocation by five to seven.
+/// Events are numbered from `from` per subject; returns latency
+/// percentiles, CPU per invocation (the median of the blocks' means) and
+/// peak RSS.
+async fn warm(subjects: &[Subject<'_>], from: usize, blocks: usize) -> Vec<Measured> {
+    struct Instance {
+        runtime: RuntimeApi,
+        function: Function,
+        next: usize,
+        latencies: Vec<Duration>,
+        cpu: Vec<Duration>,
     }
-    let cpu = (function.cpu_time() - cpu_before) / count as u32;
-    let rss_kib = function.peak_rss_kib();
-    function.stop().await;
-    latencies.sort();
-    Measured {
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-        cpu,
-        rss_kib,
-        size: std::fs::metadata(subject.binary).expect("built").len(),
-        ..Measured::default()
+    impl Instance {
+        async fn invoke(&mut self, subject: &Subject<'_>) -> Duration {
+            let event = (subject.event)(self.next);
+            self.next += 1;
+            let started = Instant::now();
+            let got = answer(self.runtime.invoke(&event).await);
+            assert_eq!(got.status, 200, "{}", got.body);
+            started.elapsed()
+        }
     }
+    let mut instances = Vec::new();
+    for subject in subjects {
+        let runtime = RuntimeApi::start().await;
+        let function = Function::spawn(subject.binary, &runtime, subject.env);
+        runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
+        instances.push(Instance { runtime, function, next: from, latencies: Vec::new(), cpu: Vec::new() });
+    }
+    for _ in 0..blocks {
+        for (subject, instance) in subjects.iter().zip(&mut instances) {
+            instance.invoke(subject).await;
+            let cpu_before = instance.function.cpu_time();
+            for _ in 0..PER_BLOCK {
+                let latency = instance.invoke(subject).await;
+                instance.latencies.push(latency);
+            }
+            instance.cpu.push((instance.function.cpu_time() - cpu_before) / PER_BLOCK as u32);
+        }
+    }
+    let mut measured = Vec::new();
+    for (subject, mut instance) in subjects.iter().zip(instances) {
+        let rss_kib = instance.function.peak_rss_kib();
+        instance.function.stop().await;
+        instance.latencies.sort();
+        measured.push(Measured {
+            p50: percentile(&instance.latencies, 0.50),
+            p99: percentile(&instance.latencies, 0.99),
+            cpu: median(instance.cpu),
+            rss_kib,
+            size: std::fs::metadata(subject.binary).expect("built").len(),
+            ..Measured::default()
+        });
+    }
+    measured
+}
+
+/// Events one subject's [`warm`] uses.
+const fn warm_events(blocks: usize) -> usize {
+    blocks * (1 + PER_BLOCK)
 }
 
 /// Sequential DynamoDB round trips of one request, counted at a proxy.
@@ -145,9 +185,10 @@ async fn main() {
     stack.user("o", ACCOUNT, "owner").await;
     let pat = stack.live_token("o", "login").await;
     // Event ids: DynamoDB Local's warm-up, then the cold starts, then the
-    // warm instance (one more than WARM), then the round-trip count.
-    let (cold_from, warm_from) = (SERVER_WARM_UP, SERVER_WARM_UP + COLD_STARTS);
-    let last = warm_from + WARM + 1;
+    // warm instances, then the round-trip count.
+    let cold_from = warm_events(SERVER_WARM_UP_BLOCKS);
+    let warm_from = cold_from + COLD_STARTS;
+    let last = warm_from + warm_events(WARM_BLOCKS);
     let seeds: Vec<_> = (0..=last)
         .flat_map(|i| [("o", format!("j-{i}")), ("o", format!("p-{i}")), ("floor", format!("b-{i}"))])
         .collect();
@@ -171,9 +212,7 @@ async fn main() {
         Subject { binary: &delete_item_bin, env: &floor_env, event: &floor_event },
     ];
 
-    for subject in &subjects {
-        warm(subject, 0, SERVER_WARM_UP - 1).await;
-    }
+    warm(&subjects, 0, SERVER_WARM_UP_BLOCKS).await;
     // Cold starts in turns, so that the machine's moods fall on all alike.
     let mut colds = vec![(Vec::new(), Vec::new()); subjects.len()];
     for i in cold_from..warm_from {
@@ -183,19 +222,14 @@ async fn main() {
             firsts.push(first);
         }
     }
-    // Warm instances one after another, not in turns: in turns each woke to
-    // caches another process had filled, which multiplied the hello floor's
-    // CPU per invocation by five to seven.
     let function_inits: Vec<Duration> = colds[..2].iter().flat_map(|(inits, _)| inits.clone()).collect();
-    let mut measured = Vec::new();
-    for (subject, (inits, firsts)) in subjects.iter().zip(colds) {
-        let mut m = warm(subject, warm_from, WARM).await;
+    let mut measured = warm(&subjects, warm_from, WARM_BLOCKS).await;
+    for ((subject, (inits, firsts)), m) in subjects.iter().zip(colds).zip(&mut measured) {
         m.init = median(inits);
         m.first = median(firsts);
         if subject.binary != hello_bin.as_path() {
             m.rounds = Some(round_trips(subject.env, subject.binary, (subject.event)(last)).await);
         }
-        measured.push(m);
     }
     let [jwt_path, pat_path, hello, floor] = <[Measured; 4]>::try_from(measured).ok().unwrap();
     // Init cannot depend on the request that follows it: both paths' cold
@@ -210,7 +244,7 @@ async fn main() {
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!("\nmake bench: {cores} cores, {cpu_model}; DynamoDB Local on loopback; {COLD_STARTS} cold starts (medians), {WARM} warm invocations\n");
+    println!("\nmake bench: {cores} cores, {cpu_model}; DynamoDB Local on loopback; {COLD_STARTS} cold starts (medians), {} warm invocations in turns of {PER_BLOCK}\n", WARM_BLOCKS * PER_BLOCK);
     println!("| metric | delete-token, JWT (RS256) | delete-token, PAT | hello-world floor | DeleteItem floor |");
     println!("|---|---|---|---|---|");
     let row = |name: &str, f: &dyn Fn(&Measured) -> String| {
