@@ -222,7 +222,9 @@ async fn main() {
             firsts.push(first);
         }
     }
-    let function_inits: Vec<Duration> = colds[..2].iter().flat_map(|(inits, _)| inits.clone()).collect();
+    // Init cannot depend on the request that follows it: the two paths'
+    // cold starts (subjects 0 and 1) are samples of the one binary's init.
+    let function_init = median(colds[..2].iter().flat_map(|(inits, _)| inits.clone()).collect());
     let mut measured = warm(&subjects, warm_from, WARM_BLOCKS).await;
     for ((subject, (inits, firsts)), m) in subjects.iter().zip(colds).zip(&mut measured) {
         m.init = median(inits);
@@ -232,9 +234,6 @@ async fn main() {
         }
     }
     let [jwt_path, pat_path, hello, floor] = <[Measured; 4]>::try_from(measured).ok().unwrap();
-    // Init cannot depend on the request that follows it: both paths' cold
-    // starts are samples of the one binary's init.
-    let function_init = median(function_inits);
 
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
