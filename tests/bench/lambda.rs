@@ -59,16 +59,29 @@ struct Subject<'a> {
     event: &'a dyn Fn(usize) -> Value,
 }
 
-/// One cold start: (process start → first poll, first invocation).
-async fn cold_start(subject: &Subject<'_>, i: usize) -> (Duration, Duration) {
+/// A fresh instance of `binary` that has finished init: its Runtime API,
+/// its process, and its init (process start → first poll).
+async fn start(binary: &Path, env: &[(&str, String)]) -> (RuntimeApi, Function, Duration) {
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(subject.binary, &runtime, subject.env);
+    let function = Function::spawn(binary, &runtime, env);
     let ready = runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
     let init = ready - function.spawned;
+    (runtime, function, init)
+}
+
+/// One invocation, which must answer 200: its latency.
+async fn invoke_ok(runtime: &RuntimeApi, event: &Value) -> Duration {
     let started = Instant::now();
-    let got = answer(runtime.invoke(&(subject.event)(i)).await);
-    let first = started.elapsed();
+    let got = answer(runtime.invoke(event).await);
+    let latency = started.elapsed();
     assert_eq!(got.status, 200, "{}", got.body);
+    latency
+}
+
+/// One cold start: (process start → first poll, first invocation).
+async fn cold_start(subject: &Subject<'_>, i: usize) -> (Duration, Duration) {
+    let (runtime, function, init) = start(subject.binary, subject.env).await;
+    let first = invoke_ok(&runtime, &(subject.event)(i)).await;
     function.stop().await;
     (init, first)
 }
@@ -91,19 +104,13 @@ async fn warm(subjects: &[Subject<'_>], from: usize, blocks: usize) -> Vec<Measu
     }
     impl Instance {
         async fn invoke(&mut self, subject: &Subject<'_>) -> Duration {
-            let event = (subject.event)(self.next);
             self.next += 1;
-            let started = Instant::now();
-            let got = answer(self.runtime.invoke(&event).await);
-            assert_eq!(got.status, 200, "{}", got.body);
-            started.elapsed()
+            invoke_ok(&self.runtime, &(subject.event)(self.next - 1)).await
         }
     }
     let mut instances = Vec::new();
     for subject in subjects {
-        let runtime = RuntimeApi::start().await;
-        let function = Function::spawn(subject.binary, &runtime, subject.env);
-        runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
+        let (runtime, function, _) = start(subject.binary, subject.env).await;
         instances.push(Instance { runtime, function, next: from, latencies: Vec::new(), cpu: Vec::new() });
     }
     for _ in 0..blocks {
@@ -146,11 +153,9 @@ async fn round_trips(env: &[(&str, String)], binary: &Path, event: Value) -> usi
     let mut env = env.to_vec();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_DYNAMODB");
     env.push(("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint.clone()));
-    let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary, &runtime, &env);
-    runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
+    let (runtime, function, _) = start(binary, &env).await;
     proxy.seen.lock().unwrap().clear();
-    assert_eq!(answer(runtime.invoke(&event).await).status, 200);
+    invoke_ok(&runtime, &event).await;
     function.stop().await;
     let calls = proxy.seen.lock().unwrap().clone();
     rounds(&calls)
@@ -223,8 +228,15 @@ async fn main() {
         }
     }
     // Init cannot depend on the request that follows it: the two paths'
-    // cold starts (subjects 0 and 1) are samples of the one binary's init.
-    let function_init = median(colds[..2].iter().flat_map(|(inits, _)| inits.clone()).collect());
+    // cold starts are samples of the one binary's init.
+    let function_init = median(
+        subjects
+            .iter()
+            .zip(&colds)
+            .filter(|(subject, _)| subject.binary == function_bin.as_path())
+            .flat_map(|(_, (inits, _))| inits.clone())
+            .collect(),
+    );
     let mut measured = warm(&subjects, warm_from, WARM_BLOCKS).await;
     for ((subject, (inits, firsts)), m) in subjects.iter().zip(colds).zip(&mut measured) {
         m.init = median(inits);
