@@ -44,7 +44,7 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
         return fallback(err);
     }
     // A last guard: `tame` removes every cause of a lambda_http panic known.
-    match AssertUnwindSafe(answer(app, request, context, false)).catch_unwind().await {
+    match AssertUnwindSafe(answer(app, request, context)).catch_unwind().await {
         Ok(Some(response)) => response,
         Ok(None) => fallback(ApiError::Internal),
         Err(_) => fallback(ApiError::BadRequest("invalid request")),
@@ -52,49 +52,14 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
 }
 
 /// `request` made an HTTP request by lambda_http, answered by `app`, and
-/// its response made the JSON of the event's source. A rehearsal is
-/// neither logged nor counted.
-async fn answer(app: Arc<App>, request: LambdaRequest, context: Context, rehearsal: bool) -> Option<Value> {
+/// its response made the JSON of the event's source.
+async fn answer(app: Arc<App>, request: LambdaRequest, context: Context) -> Option<Value> {
     let mut adapter = Adapter::from(service_fn(move |req: Request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(if rehearsal { app.rehearse(req).await } else { app.respond(req).await }) }
+        async move { Ok::<_, Infallible>(app.respond(req).await) }
     }));
     let Ok(response) = adapter.call(LambdaEvent::new(request, context)).await;
     serde_json::to_value(response).ok()
-}
-
-/// Runs one request through the whole path during init (event parsing,
-/// routing, JWT verification that fails at the signature, the error
-/// response), then builds and signs its other calls without sending them, so
-/// the first real request finds that code paged in and its lazy parts
-/// built, while Lambda still gives the CPU in full. It touches no table and
-/// is neither logged nor counted.
-pub async fn rehearse(app: Arc<App>) {
-    rehearse_requests(&app).await;
-    app.rehearse_calls().await;
-}
-
-async fn rehearse_requests(app: &Arc<App>) {
-    for token in app.rehearsal_tokens().await {
-        let event = json!({
-            "version": "2.0",
-            "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
-            "rawPath": "/api/users/rehearsal/tokens/rehearsal",
-            "rawQueryString": "",
-            "headers": { "authorization": format!("Bearer {token}") },
-            "pathParameters": { "userId": "rehearsal", "tokenId": "rehearsal" },
-            "requestContext": {
-                "http": { "method": "DELETE", "path": "/api/users/rehearsal/tokens/rehearsal" },
-                "stage": "$default"
-            },
-            "isBase64Encoded": false
-        });
-        let Ok(mut request) = serde_json::from_value::<LambdaRequest>(event) else { return };
-        if tame(&mut request).is_err() {
-            return;
-        }
-        answer(app.clone(), request, Context::default(), true).await;
-    }
 }
 
 /// lambda_http builds a URI from the Host header (or domain name), the

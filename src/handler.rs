@@ -52,29 +52,6 @@ impl App {
         }
     }
 
-    /// The calls the warm-up does not make, built and signed but never sent.
-    pub async fn rehearse_calls(&self) {
-        self.store.rehearse_calls().await;
-    }
-
-    /// Tokens for [`crate::entry::rehearse`].
-    pub async fn rehearsal_tokens(&self) -> Vec<String> {
-        self.jwt.rehearsal_tokens().await
-    }
-
-    /// `req` handled like a request but neither logged nor counted: the
-    /// init-time rehearsal of the request path.
-    pub async fn rehearse(&self, req: Request) -> Response<Body> {
-        let response = match self.handle(&req).await {
-            Ok(_) => deleted_response(""),
-            Err(err) => err.into_response(""),
-        };
-        let status = response.status().as_u16();
-        let _ = RequestSummary { request_id: "", outcome: "rehearsal", status, duration: Duration::ZERO }
-            .document(SystemTime::now());
-        response
-    }
-
     /// The response to `req`, logged with its outcome; never fails.
     pub async fn respond(&self, req: Request) -> Response<Body> {
         let started = Instant::now();

@@ -54,11 +54,6 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// Each key's id with the first algorithm it verifies.
-    pub fn key_ids(&self) -> impl Iterator<Item = (Option<&str>, Algorithm)> {
-        self.keys.iter().filter_map(|k| Some((k.kid.as_deref(), *k.algorithms.first()?)))
-    }
-
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Header, Validation};
+use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Validation};
 use serde_json::Value;
 
 use crate::config::{AuthConfig, KeySource};
@@ -58,31 +58,6 @@ impl JwtVerifier {
 
     pub async fn warm_up(&self) {
         self.keys.warm_up().await;
-    }
-
-    /// Tokens that name a real key and algorithm (one per key, a few at
-    /// most) but carry no valid signature: verifying them runs the whole
-    /// verification, for each kind of key, and fails.
-    pub async fn rehearsal_tokens(&self) -> Vec<String> {
-        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-        let Ok(keys) = self.keys.current(None).await else { return Vec::new() };
-        let claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"rehearsal","exp":0}"#);
-        keys.key_ids()
-            .take(4)
-            .filter_map(|(kid, alg)| {
-                let mut header = Header::new(alg);
-                header.kid = kid.map(str::to_owned);
-                let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
-                // Of the right length and in range, so verification runs in full.
-                let length = match alg {
-                    Algorithm::ES256 => 64,
-                    Algorithm::ES384 => 96,
-                    _ => 256,
-                };
-                let signature = URL_SAFE_NO_PAD.encode(vec![1u8; length]);
-                Some(format!("{header}.{claims}.{signature}"))
-            })
-            .collect()
     }
 
     /// The caller's user id, if `token` is valid.

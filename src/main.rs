@@ -28,15 +28,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The rehearsal runs on a second thread while the warm-up waits for
-    // DynamoDB (Lambda gives init the CPU in full); any I/O it makes is
-    // driven by this thread's runtime.
-    let rehearsal = {
-        let (app, runtime) = (app.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || runtime.block_on(entry::rehearse(app)))
-    };
     app.warm_up().await;
-    let _ = rehearsal.await;
     match entry::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -8,9 +8,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents, SharedHttpClient};
-use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -235,39 +234,6 @@ impl Store {
             .return_values(ReturnValue::AllOld)
     }
 
-    /// Builds and signs the calls the warm-up does not make, through the
-    /// whole SDK pipeline but the network: the first real ones then run
-    /// code already paged in. Nothing is sent, so nothing can change.
-    pub async fn rehearse_calls(&self) {
-        let token = TokenRow { user_id: WARM_UP_KEY.into(), token_id: WARM_UP_KEY.into(), expires_at: None };
-        let query = self.token_by_hash_request(WARM_UP_KEY).customize().interceptor(NeverSend).send();
-        let update = self.mark_used_request(&token, 0).customize().interceptor(NeverSend).send();
-        let delete =
-            self.delete_request(WARM_UP_KEY, WARM_UP_KEY, WARM_UP_KEY).customize().interceptor(NeverSend).send();
-        let (query, update, delete) = tokio::join!(query, update, delete);
-        if query.is_ok() || update.is_ok() || delete.is_ok() {
-            tracing::error!("a rehearsed call reached DynamoDB");
-        }
-    }
-}
-
-/// Fails a request after it is signed, before it is sent.
-#[derive(Debug)]
-struct NeverSend;
-
-impl Intercept for NeverSend {
-    fn name(&self) -> &'static str {
-        "NeverSend"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        Err("a rehearsal: not sent".into())
-    }
 }
 
 fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {

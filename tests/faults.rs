@@ -111,15 +111,3 @@ async fn dynamodb_that_never_answers_is_a_prompt_500() {
     assert!(stack.token_item("o", "o-t").await.is_some());
     held.abort();
 }
-
-/// Init rehearses Query, UpdateItem and DeleteItem up to signing: none may
-/// reach DynamoDB, even for a row with exactly the rehearsal's key.
-#[tokio::test(flavor = "multi_thread")]
-async fn rehearsed_calls_are_never_sent() {
-    let (stack, proxy) = stack_behind_proxy().await;
-    stack.token("warm up", "warm up", "warm up", Some(now() + 86_400)).await;
-    let before = stack.token_item("warm up", "warm up").await.expect("seeded");
-    stack.app.rehearse_calls().await;
-    assert!(proxy.seen.lock().unwrap().is_empty(), "{:?}", proxy.seen.lock().unwrap());
-    assert_eq!(stack.token_item("warm up", "warm up").await, Some(before));
-}
