@@ -5,23 +5,25 @@
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use lambda_http::http::header::HOST;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, Service};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::error::ApiError;
 use crate::handler::App;
-use crate::telemetry::RequestSummary;
+use crate::response::{to_lambda_json, Outcome};
 
 /// Longer paths cannot be this route, nor (percent-encoded) a URI.
 const MAX_PATH_BYTES: usize = 16 * 1024;
 /// Bodies are ignored; a large one is refused before anything else is read.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Answer this long before Lambda's deadline, so a slow dependency becomes
+/// a 500 rather than a timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// Runs the Lambda runtime loop until the process ends.
 pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
@@ -36,38 +38,45 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
     let started = Instant::now();
     let request_id = context.request_id.clone();
-    let fallback = |err: ApiError| fallback(err, &request_id, started);
-    let Ok(mut request) = serde_json::from_str::<LambdaRequest>(payload.get()) else {
-        return fallback(ApiError::BadRequest("invalid request"));
+    let request = match read_event(payload) {
+        Ok(request) => request,
+        Err(outcome) => return to_lambda_json(outcome.respond(&request_id, started)),
     };
-    if let Err(err) = tame(&mut request) {
-        return fallback(err);
-    }
-    // A last guard: `tame` removes every cause of a lambda_http panic known.
-    match AssertUnwindSafe(answer(app, request, context)).catch_unwind().await {
-        Ok(Some(response)) => response,
-        Ok(None) => fallback(ApiError::Internal),
-        Err(_) => fallback(ApiError::BadRequest("invalid request")),
-    }
-}
-
-/// `request` made an HTTP request by lambda_http, answered by `app`, and
-/// its response made the JSON of the event's source.
-async fn answer(app: Arc<App>, request: LambdaRequest, context: Context) -> Option<Value> {
+    let budget = time_left(context.deadline);
+    let id = request_id.clone();
+    // lambda_http makes the HTTP request of the event, and the event
+    // source's JSON of the response.
     let mut adapter = Adapter::from(service_fn(move |req: Request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.respond(req).await) }
+        let (app, id) = (app.clone(), id.clone());
+        async move {
+            let outcome = match budget {
+                Some(budget) => tokio::time::timeout(budget, app.handle(&req)).await.unwrap_or_else(|_| {
+                    tracing::error!("no answer before the Lambda deadline");
+                    Outcome::Internal
+                }),
+                None => app.handle(&req).await,
+            };
+            Ok::<_, Infallible>(outcome.respond(&id, started))
+        }
     }));
-    let Ok(response) = adapter.call(LambdaEvent::new(request, context)).await;
-    serde_json::to_value(response).ok()
+    // A bug must not take the process down: it becomes a 500, which the
+    // 5xx alarm sees.
+    let answered = AssertUnwindSafe(adapter.call(LambdaEvent::new(request, context))).catch_unwind().await;
+    match answered.map(|Ok(response)| serde_json::to_value(response)) {
+        Ok(Ok(json)) => json,
+        _ => to_lambda_json(Outcome::Internal.respond(&request_id, started)),
+    }
 }
 
-/// lambda_http builds a URI from the Host header (or domain name), the
-/// path and the query, and decodes base64 bodies, panicking when they do
-/// not make one. The function needs only the path and the body's size, so
-/// the rest is dropped and the path bounded before the conversion.
-fn tame(request: &mut LambdaRequest) -> Result<(), ApiError> {
-    let (path, body) = match request {
+/// The event as an HTTP API, REST API or ALB request that lambda_http can
+/// convert without panicking. It builds a URI from the Host header (or
+/// domain name), the path and the query, and decodes base64 bodies,
+/// panicking when they do not make one; the function needs only the path
+/// and the body's size, so the rest is dropped and the path bounded.
+fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
+    let mut request =
+        serde_json::from_str::<LambdaRequest>(payload.get()).map_err(|_| Outcome::BadRequest("invalid request"))?;
+    let (path, body) = match &mut request {
         LambdaRequest::ApiGatewayV1(r) => {
             r.headers.remove(HOST);
             r.multi_value_headers.remove(HOST);
@@ -85,29 +94,49 @@ fn tame(request: &mut LambdaRequest) -> Result<(), ApiError> {
             r.multi_value_headers.remove(HOST);
             (r.path.as_deref(), &mut r.body)
         }
-        _ => return Err(ApiError::BadRequest("invalid request")),
+        _ => return Err(Outcome::BadRequest("invalid request")),
     };
     match path {
-        Some(path) if path.len() > MAX_PATH_BYTES => return Err(ApiError::BadRequest("invalid request")),
+        Some(path) if path.len() > MAX_PATH_BYTES => return Err(Outcome::BadRequest("invalid request")),
         Some(path) if path.starts_with('/') => {}
-        _ => return Err(ApiError::NotFound),
+        _ => return Err(Outcome::RouteNotFound),
     }
     if body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
-        return Err(ApiError::BadRequest("request body too large"));
+        return Err(Outcome::BadRequest("request body too large"));
     }
     *body = None;
-    Ok(())
+    Ok(request)
 }
 
-/// An answer every event source accepts: API Gateway v1 and v2, Function
-/// URLs and ALB all read `statusCode`, `headers` and `body`.
-fn fallback(err: ApiError, request_id: &str, started: Instant) -> Value {
-    let status = err.status().as_u16();
-    RequestSummary { request_id, outcome: err.outcome(), status, duration: started.elapsed() }.log();
-    json!({
-        "statusCode": status,
-        "headers": { "content-type": "application/json", "x-request-id": request_id },
-        "body": json!({ "message": err.message(), "code": status }).to_string(),
-        "isBase64Encoded": false,
-    })
+/// Time until `deadline_ms` (Unix milliseconds) less the margin; `None`
+/// when no usable deadline is known. `cargo lambda watch` sends a duration
+/// (600000) instead of a time: a deadline already past is taken as unknown,
+/// and the SDK's own timeouts still bound the request.
+fn time_left(deadline_ms: u64) -> Option<Duration> {
+    let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?);
+    Some(left.saturating_sub(DEADLINE_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn deadlines_leave_a_margin() {
+        let left = time_left(now_ms() + 6_000).unwrap();
+        assert!(left <= Duration::from_millis(5_500) && left > Duration::from_millis(5_000), "{left:?}");
+        assert_eq!(time_left(now_ms() + 100), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn implausible_deadlines_are_unknown() {
+        assert_eq!(time_left(0), None);
+        assert_eq!(time_left(600_000), None);
+        assert_eq!(time_left(now_ms() - 1_000), None);
+    }
 }

@@ -1,12 +1,66 @@
-//! What counts as a user or token id (contract §1).
+//! User, token and account ids (contract §1), each its own type so that
+//! one can never be passed where another is expected.
 
-/// Longest id accepted, in bytes.
+use std::fmt;
+
+/// Longest id accepted from a request, in bytes.
 pub const MAX_ID_LEN: usize = 256;
 
 /// 1 to 256 bytes, no control characters, no `/`.
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c.is_control() || c == '/')
 }
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// An id from a request or a token: `None` unless [`is_valid_id`].
+            pub fn parse(id: &str) -> Option<Self> {
+                is_valid_id(id).then(|| Self(id.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// A stored id, taken as the table holds it.
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A NetBird user id: an xid, or an identity provider's subject.
+    UserId
+);
+id_type!(
+    /// A personal access token's id (not the token itself).
+    TokenId
+);
+id_type!(
+    /// A NetBird account id.
+    AccountId
+);
 
 #[cfg(test)]
 mod tests {
@@ -18,6 +72,7 @@ mod tests {
         assert!(is_valid_id("google-oauth2|110539841234567890123"));
         assert!(is_valid_id("ünïcödé@example.com"));
         assert!(is_valid_id(&"a".repeat(MAX_ID_LEN)));
+        assert_eq!(UserId::parse("u-1").map(|id| id.to_string()), Some("u-1".to_owned()));
     }
 
     #[test]
@@ -29,5 +84,6 @@ mod tests {
         assert!(!is_valid_id("a\u{0}b"));
         assert!(!is_valid_id("a\u{7f}b"));
         assert!(!is_valid_id("a\u{85}b"));
+        assert_eq!(TokenId::parse("a/b"), None);
     }
 }

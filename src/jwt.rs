@@ -9,7 +9,7 @@ use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Vali
 use serde_json::Value;
 
 use crate::config::{AuthConfig, KeySource};
-use crate::ids::is_valid_id;
+use crate::ids::UserId;
 use crate::jwks::{JwksError, KeySet, Keys, RemoteKeys, SUPPORTED};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -56,12 +56,13 @@ impl JwtVerifier {
         JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() }
     }
 
-    pub async fn warm_up(&self) {
+    pub async fn warm_up(&self) -> Result<(), JwksError> {
         self.keys.warm_up().await;
+        Ok(())
     }
 
     /// The caller's user id, if `token` is valid.
-    pub async fn verify(&self, token: &str) -> Result<String, JwtError> {
+    pub async fn verify(&self, token: &str) -> Result<UserId, JwtError> {
         // An algorithm outside the supported list (HS*, `none`, EdDSA) fails here.
         let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
         let validation =
@@ -79,7 +80,7 @@ impl JwtVerifier {
             }
         }
         match claims.get(&self.user_id_claim) {
-            Some(Value::String(id)) if is_valid_id(id) => Ok(id.clone()),
+            Some(Value::String(id)) => UserId::parse(id).ok_or(JwtError::Invalid),
             _ => Err(JwtError::Invalid),
         }
     }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use netbird_delete_token::config::Config;
 use netbird_delete_token::handler::App;
-use netbird_delete_token::{entry, store, telemetry};
+use netbird_delete_token::{entry, sdk, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     telemetry::init_logging();
-    // lambda_http panics on some events it cannot make a request of; the
-    // entry point catches that. Keep the report to one log line.
+    // The entry point turns a panic into a 500; keep its report to one log line.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "recovered from a panic")));
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -21,14 +20,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match App::new(&config, store::dynamodb_client().await) {
+    let app = match App::new(&config, sdk::dynamodb_client().await) {
         Ok(app) => Arc::new(app),
         Err(err) => {
             tracing::error!("invalid JWT key configuration: {err}");
             return ExitCode::FAILURE;
         }
     };
-    app.warm_up().await;
+    if let Err(err) = app.warm_up().await {
+        tracing::error!("invalid JWT key configuration: {err}");
+        return ExitCode::FAILURE;
+    }
     match entry::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -2,7 +2,8 @@
 //! (contract §3, checks 1 to 6). Pure: the caller and target rows in, a
 //! verdict out; check 7 is the conditional delete itself.
 
-use crate::user::{Role, User};
+use crate::ids::UserId;
+use crate::items::{Role, UserItem};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -17,10 +18,10 @@ pub enum Refusal {
 /// `caller` and `target` are the users table's rows (`None` when it has
 /// none); `target_id` is the id the request names. On success, the two rows.
 pub fn may_delete_token<'a>(
-    caller: Option<&'a User>,
-    target_id: &str,
-    target: Option<&'a User>,
-) -> Result<(&'a User, &'a User), Refusal> {
+    caller: Option<&'a UserItem>,
+    target_id: &UserId,
+    target: Option<&'a UserItem>,
+) -> Result<(&'a UserItem, &'a UserItem), Refusal> {
     // 1. The caller must exist.
     let caller = caller.ok_or(Refusal::CallerNotFound)?;
     // 2. …and be active.
@@ -41,7 +42,7 @@ pub fn may_delete_token<'a>(
         return Err(Refusal::PermissionDenied);
     }
     // 6. Their own token, or an owner's or admin's on a service user.
-    let own = caller.id == target_id;
+    let own = caller.user_id == *target_id;
     let admin_on_service_user = matches!(caller.role, Role::Owner | Role::Admin) && target.is_service_user;
     if !own && !admin_on_service_user {
         return Err(Refusal::AdminRequired);
@@ -54,13 +55,17 @@ mod tests {
     use super::*;
 
     /// The verdict alone.
-    fn verdict(result: Result<(&User, &User), Refusal>) -> Result<(), Refusal> {
+    fn verdict(result: Result<(&UserItem, &UserItem), Refusal>) -> Result<(), Refusal> {
         result.map(|_| ())
     }
 
-    fn user(id: &str, account: &str, role: Role) -> User {
-        User {
-            id: id.into(),
+    fn may(caller: Option<&UserItem>, target_id: &str, target: Option<&UserItem>) -> Result<(), Refusal> {
+        verdict(may_delete_token(caller, &target_id.into(), target))
+    }
+
+    fn user(id: &str, account: &str, role: Role) -> UserItem {
+        UserItem {
+            user_id: id.into(),
             account_id: account.into(),
             role,
             is_service_user: false,
@@ -70,60 +75,62 @@ mod tests {
         }
     }
 
-    fn service(id: &str, account: &str) -> User {
-        User { is_service_user: true, ..user(id, account, Role::User) }
+    fn service(id: &str, account: &str) -> UserItem {
+        UserItem { is_service_user: true, ..user(id, account, Role::User) }
     }
 
-    const ALL_ROLES: [Role; 7] =
-        [Role::Owner, Role::Admin, Role::NetworkAdmin, Role::User, Role::Auditor, Role::BillingAdmin, Role::Unknown];
+    fn all_roles() -> [Role; 8] {
+        [
+            Role::Owner,
+            Role::Admin,
+            Role::NetworkAdmin,
+            Role::User,
+            Role::Auditor,
+            Role::BillingAdmin,
+            Role::Other("mystery".into()),
+            Role::Other(String::new()),
+        ]
+    }
 
     #[test]
     fn check_1_unknown_caller() {
         let target = user("t", "acc", Role::User);
-        assert_eq!(verdict(may_delete_token(None, "t", Some(&target))), Err(Refusal::CallerNotFound));
-        assert_eq!(verdict(may_delete_token(None, "t", None)), Err(Refusal::CallerNotFound));
+        assert_eq!(may(None, "t", Some(&target)), Err(Refusal::CallerNotFound));
+        assert_eq!(may(None, "t", None), Err(Refusal::CallerNotFound));
     }
 
     #[test]
     fn check_2_blocked_or_pending_caller() {
-        let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
-        let pending = User { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
-        let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
-        assert_eq!(verdict(may_delete_token(Some(&blocked), "c", Some(&blocked))), Err(Refusal::CallerBlocked));
-        assert_eq!(verdict(may_delete_token(Some(&pending), "c", Some(&pending))), Err(Refusal::CallerPendingApproval));
-        assert_eq!(verdict(may_delete_token(Some(&only_pending), "c", None)), Err(Refusal::CallerPendingApproval));
+        let blocked = UserItem { blocked: true, ..user("c", "acc", Role::Owner) };
+        let pending = UserItem { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
+        let only_pending = UserItem { pending_approval: true, ..user("c", "acc", Role::Owner) };
+        assert_eq!(may(Some(&blocked), "c", Some(&blocked)), Err(Refusal::CallerBlocked));
+        assert_eq!(may(Some(&pending), "c", Some(&pending)), Err(Refusal::CallerPendingApproval));
+        assert_eq!(may(Some(&only_pending), "c", None), Err(Refusal::CallerPendingApproval));
     }
 
     #[test]
     fn check_3_roles_without_delete_even_on_own_tokens() {
-        for role in [Role::User, Role::Auditor, Role::BillingAdmin, Role::Unknown] {
-            let caller = user("c", "acc", role);
-            assert_eq!(
-                verdict(may_delete_token(Some(&caller), "c", Some(&caller))),
-                Err(Refusal::PermissionDenied),
-                "{role:?}"
-            );
+        for role in [Role::User, Role::Auditor, Role::BillingAdmin, Role::Other("x".into())] {
+            let caller = user("c", "acc", role.clone());
+            assert_eq!(may(Some(&caller), "c", Some(&caller)), Err(Refusal::PermissionDenied), "{role:?}");
             // Check 3 comes before check 4.
-            assert_eq!(verdict(may_delete_token(Some(&caller), "x", None)), Err(Refusal::PermissionDenied), "{role:?}");
+            assert_eq!(may(Some(&caller), "x", None), Err(Refusal::PermissionDenied), "{role:?}");
         }
     }
 
     #[test]
     fn check_4_missing_target() {
         let caller = user("c", "acc", Role::Owner);
-        assert_eq!(verdict(may_delete_token(Some(&caller), "gone", None)), Err(Refusal::TargetNotFound));
+        assert_eq!(may(Some(&caller), "gone", None), Err(Refusal::TargetNotFound));
     }
 
     #[test]
     fn check_5_other_account_for_every_role() {
         for role in [Role::Owner, Role::Admin, Role::NetworkAdmin] {
-            let caller = user("c", "acc", role);
+            let caller = user("c", "acc", role.clone());
             let stranger = service("s", "other");
-            assert_eq!(
-                verdict(may_delete_token(Some(&caller), "s", Some(&stranger))),
-                Err(Refusal::PermissionDenied),
-                "{role:?}"
-            );
+            assert_eq!(may(Some(&caller), "s", Some(&stranger)), Err(Refusal::PermissionDenied), "{role:?}");
         }
     }
 
@@ -131,14 +138,14 @@ mod tests {
     fn check_6_the_role_matrix() {
         let peer = user("p", "acc", Role::User);
         let svc = service("s", "acc");
-        for role in ALL_ROLES {
-            let caller = user("c", "acc", role);
-            let may = |target: &User| verdict(may_delete_token(Some(&caller), &target.id, Some(target)));
+        for role in all_roles() {
+            let caller = user("c", "acc", role.clone());
+            let on = |target: &UserItem| may(Some(&caller), target.user_id.as_str(), Some(target));
             let allowed = matches!(role, Role::Owner | Role::Admin | Role::NetworkAdmin);
             let admin = matches!(role, Role::Owner | Role::Admin);
-            let own = may(&caller);
-            let other_user = may(&peer);
-            let service_user = may(&svc);
+            let own = on(&caller);
+            let other_user = on(&peer);
+            let service_user = on(&svc);
             if allowed {
                 assert_eq!(own, Ok(()), "{role:?} own");
                 assert_eq!(other_user, Err(Refusal::AdminRequired), "{role:?} other user");
@@ -154,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_service_user_that_is_owner_deletes_own() {
-        let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
-        assert_eq!(verdict(may_delete_token(Some(&caller), "c", Some(&caller))), Ok(()));
+        let caller = UserItem { is_service_user: true, ..user("c", "acc", Role::Admin) };
+        assert_eq!(may(Some(&caller), "c", Some(&caller)), Ok(()));
     }
 }

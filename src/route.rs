@@ -7,7 +7,7 @@
 use lambda_http::http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::ids::is_valid_id;
+use crate::ids::{TokenId, UserId};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -37,9 +37,9 @@ pub enum IdError {
 }
 
 impl Target {
-    pub fn validated(self) -> Result<(String, String), IdError> {
-        let user_id = self.user_id.filter(|id| is_valid_id(id)).ok_or(IdError::User)?;
-        let token_id = self.token_id.filter(|id| is_valid_id(id)).ok_or(IdError::Token)?;
+    pub fn validated(self) -> Result<(UserId, TokenId), IdError> {
+        let user_id = self.user_id.as_deref().and_then(UserId::parse).ok_or(IdError::User)?;
+        let token_id = self.token_id.as_deref().and_then(TokenId::parse).ok_or(IdError::Token)?;
         Ok((user_id, token_id))
     }
 }
@@ -84,7 +84,9 @@ mod tests {
 
     fn ids(method: Method, path: &str) -> Result<(String, String), String> {
         match route(&method, path, None) {
-            Ok(Route::Delete(target)) => target.validated().map_err(|e| format!("{e:?}")),
+            Ok(Route::Delete(target)) => {
+                target.validated().map(|(u, t)| (u.to_string(), t.to_string())).map_err(|e| format!("{e:?}"))
+            }
             other => Err(format!("{other:?}")),
         }
     }
@@ -144,6 +146,6 @@ mod tests {
     fn path_parameters_are_taken_as_given() {
         let got = route(&Method::DELETE, "/ignored", Some(("a%41", "t")));
         let Ok(Route::Delete(target)) = got else { panic!("{got:?}") };
-        assert_eq!(target.validated(), Ok(("a%41".to_owned(), "t".to_owned())));
+        assert_eq!(target.validated(), Ok(("a%41".into(), "t".into())));
     }
 }

@@ -1,43 +1,27 @@
-//! The one place that talks to DynamoDB (contract §5 and §7).
+//! The one place that talks to DynamoDB (contract §5 and §7). Rows cross
+//! it as [`UserItem`] and [`TokenItem`].
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::retry::RetryConfig;
-use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::SharedHttpClient;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_http_client::Builder as HttpClientBuilder;
 
 use crate::config::Config;
-use crate::user::{Role, User};
+use crate::ids::{AccountId, TokenId, UserId};
+use crate::items::{attr, token_key, user_key, Item, TokenItem, UserItem, HASHED_TOKEN_INDEX};
 
-/// Lambda gives up to 6 s on the default timeout (template.yaml); three
-/// attempts of at most 1 s each, plus backoff, end well before it.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(3500);
-const MAX_ATTEMPTS: u32 = 3;
-
-pub const HASHED_TOKEN_INDEX: &str = "hashedToken-index";
-
-/// The key the warm-up reads; no token hash can equal it (base64 has no
-/// spaces), and whatever it finds is ignored.
+/// The users-table key the warm-up reads; whatever it finds is ignored.
 const WARM_UP_KEY: &str = "warm up";
 
-type Item = HashMap<String, AttributeValue>;
-
-/// A DynamoDB call failed; the detail is for logs only.
+/// A DynamoDB call failed, or returned a row the function cannot use; the
+/// detail is for logs only.
 #[derive(Debug, thiserror::Error)]
 #[error("DynamoDB {operation} failed: {detail}")]
 pub struct StoreError {
@@ -45,7 +29,8 @@ pub struct StoreError {
     detail: String,
 }
 
-/// Service errors by code and message only: their raw response is noise.
+/// An SDK error as a [`StoreError`]: service errors by code and message
+/// only, as their raw response is noise.
 pub fn store_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -62,18 +47,17 @@ where
     }
 }
 
-/// The token row a PAT resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub user_id: String,
-    pub token_id: String,
-    pub expires_at: Option<i64>,
-}
-
-/// What the delete removed, for the audit line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeletedToken {
-    pub name: String,
+/// What a conditional delete did.
+#[derive(Debug)]
+pub enum Deletion {
+    /// The row is gone; `name` was the token's name.
+    Deleted { name: String },
+    /// No such token under that user in that account; nothing changed.
+    NotFound,
+    /// An attempt may have reached DynamoDB and been applied, and no answer
+    /// says whether it was (contract §7): a timeout, a lost connection or a
+    /// 5xx, then a retry that failed or found the row gone.
+    Unknown(StoreError),
 }
 
 #[derive(Clone)]
@@ -81,59 +65,6 @@ pub struct Store {
     client: Client,
     tokens_table: String,
     users_table: String,
-}
-
-/// The roots that sign AWS's own service endpoints (Amazon Trust Services).
-const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
-
-/// The SDK client with this function's timeouts and retries. Region,
-/// credentials and `AWS_ENDPOINT_URL_DYNAMODB` come from the environment.
-pub async fn dynamodb_client() -> Client {
-    Client::new(&sdk_config().load().await)
-}
-
-/// This function's timeouts, standard retries, TLS trust and credentials,
-/// for further settings.
-pub fn sdk_config() -> aws_config::ConfigLoader {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build();
-    let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-    // Stalled-stream protection guards long transfers; these bodies are a
-    // few hundred bytes under a 1 s attempt timeout, so it only costs CPU.
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .http_client(https_client(env("AWS_ENDPOINT_URL_DYNAMODB").as_deref(), env("AWS_REGION")));
-    // Lambda hands the role's credentials over in the environment: read
-    // them there, without building the default chain's STS, SSO and IMDS
-    // clients at every cold start. Elsewhere the default chain applies.
-    if env("AWS_ACCESS_KEY_ID").is_some() {
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
-    }
-    loader
-}
-
-/// AWS's own DynamoDB endpoints are signed by Amazon's roots: trusting only
-/// those spares parsing the system's whole CA bundle at every cold start.
-/// A custom https endpoint (a proxy, say) or a China region gets the
-/// system's roots; a plain-http one (DynamoDB Local) needs none.
-fn https_client(custom_endpoint: Option<&str>, region: Option<String>) -> SharedHttpClient {
-    let china = region.is_some_and(|r| r.starts_with("cn-"));
-    let custom_tls = custom_endpoint.is_some_and(|url| !url.starts_with("http://"));
-    let trust = if custom_tls || china {
-        TrustStore::default()
-    } else {
-        TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_ROOTS)
-    };
-    let builder = HttpClientBuilder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
-    match TlsContext::builder().with_trust_store(trust).build() {
-        Ok(context) => builder.tls_context(context).build_https(),
-        Err(_) => builder.build_https(),
-    }
 }
 
 impl Store {
@@ -144,160 +75,169 @@ impl Store {
     /// Two cheap reads during init, while Lambda gives the CPU in full: the
     /// first request then pays for no DNS, TCP, TLS or credentials, and finds
     /// open the two connections a request may use at once (a PAT's
-    /// UpdateItem beside a GetItem; two users' GetItems). GetItem is the
-    /// cheapest read: a Query on the index made init ~1 ms slower in
-    /// `make bench`, all of it spent by the server.
+    /// UpdateItem beside a GetItem; two users' GetItems).
     pub async fn warm_up(&self) -> Result<(), StoreError> {
-        let (first, second) = tokio::join!(self.user(WARM_UP_KEY), self.user(WARM_UP_KEY));
+        let key = UserId::from(WARM_UP_KEY);
+        let (first, second) = tokio::join!(self.get_user(&key), self.get_user(&key));
         first.and(second).map(|_| ())
     }
 
     /// Strongly consistent: a user blocked a moment ago is blocked now.
-    pub async fn user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+    pub async fn user(&self, user_id: &UserId) -> Result<Option<UserItem>, StoreError> {
+        let Some(item) = self.get_user(user_id).await? else { return Ok(None) };
+        UserItem::from_item(&item)
+            .map(Some)
+            .map_err(|e| StoreError { operation: "GetItem", detail: format!("users row {user_id}: {e}") })
+    }
+
+    async fn get_user(&self, user_id: &UserId) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.users_table)
-            .key("userId", AttributeValue::S(user_id.into()))
+            .set_key(Some(user_key(user_id)))
             .consistent_read(true)
             .send()
             .await
             .map_err(store_error("GetItem"))?;
-        Ok(out.item.as_ref().and_then(user_from_item))
+        Ok(out.item)
     }
 
-    pub async fn token_by_hash(&self, hashed_token: &str) -> Result<Option<TokenRow>, StoreError> {
-        let out = self.token_by_hash_request(hashed_token).send().await.map_err(store_error("Query"))?;
-        Ok(out.items().iter().find(|item| s(item, "hashedToken") == Some(hashed_token)).and_then(token_from_item))
+    /// The token row whose hash is `hashed_token`. The index is eventually
+    /// consistent: [`Store::mark_used`] confirms the row still exists.
+    pub async fn token_by_hash(&self, hashed_token: &str) -> Result<Option<TokenItem>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tokens_table)
+            .index_name(HASHED_TOKEN_INDEX)
+            .key_condition_expression("#hash = :hash")
+            .expression_attribute_names("#hash", attr::HASHED_TOKEN)
+            .expression_attribute_values(":hash", AttributeValue::S(hashed_token.into()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(store_error("Query"))?;
+        let Some(item) = out.items().first() else { return Ok(None) };
+        let token = TokenItem::from_item(item)
+            .map_err(|e| StoreError { operation: "Query", detail: format!("tokens row: {e}") })?;
+        Ok((token.hashed_token == hashed_token).then_some(token))
     }
 
-    /// Records a PAT's use; never recreates a token deleted meanwhile.
-    pub async fn mark_used(&self, token: &TokenRow, now: i64) -> Result<(), StoreError> {
-        match self.mark_used_request(token, now).send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+    /// Records a PAT's use, on the table itself rather than the index: only
+    /// if the row still exists with that hash. `false` when it does not (the
+    /// token was deleted a moment ago); never recreates a row.
+    pub async fn mark_used(&self, token: &TokenItem, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tokens_table)
+            .set_key(Some(token_key(&token.user_id, &token.token_id)))
+            .update_expression("SET #used = :now")
+            .condition_expression("#hash = :hash")
+            .expression_attribute_names("#used", attr::LAST_USED)
+            .expression_attribute_names("#hash", attr::HASHED_TOKEN)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":hash", AttributeValue::S(token.hashed_token.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
             Err(e) => Err(store_error("UpdateItem")(e)),
         }
     }
 
-    /// Deletes the token if it is `user_id`'s and in `account_id`; `None`
-    /// when there is no such token (contract §5: one conditional DeleteItem).
+    /// Deletes the token if it is `user_id`'s and in `account_id` (contract
+    /// §5: one conditional DeleteItem). `Err` only when DynamoDB certainly
+    /// did not apply it.
     pub async fn delete_token(
         &self,
-        user_id: &str,
-        token_id: &str,
-        account_id: &str,
-    ) -> Result<Option<DeletedToken>, StoreError> {
-        match self.delete_request(user_id, token_id, account_id).send().await {
+        user_id: &UserId,
+        token_id: &TokenId,
+        account_id: &AccountId,
+    ) -> Result<Deletion, StoreError> {
+        let attempts = Arc::new(Attempts::default());
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tokens_table)
+            .set_key(Some(token_key(user_id, token_id)))
+            .condition_expression("attribute_exists(#token) AND #account = :account")
+            .expression_attribute_names("#token", attr::TOKEN_ID)
+            .expression_attribute_names("#account", attr::ACCOUNT_ID)
+            .expression_attribute_values(":account", AttributeValue::S(account_id.to_string()))
+            .return_values(ReturnValue::AllOld)
+            .customize()
+            .interceptor(AttemptsInterceptor(attempts.clone()))
+            .send()
+            .await;
+        let maybe_applied_before = attempts.unanswered() > 0;
+        match result {
             Ok(out) => {
-                let name = out.attributes.as_ref().and_then(|item| s(item, "name")).unwrap_or_default();
-                Ok(Some(DeletedToken { name: name.into() }))
+                // The audit wants the name; a malformed old row still was deleted.
+                let old = out.attributes.unwrap_or_default();
+                Ok(Deletion::Deleted { name: TokenItem::from_item(&old).map(|t| t.name).unwrap_or_default() })
             }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
             {
-                Ok(None)
+                if maybe_applied_before {
+                    let detail = "an earlier attempt went unanswered; the retry found no such row".to_owned();
+                    Ok(Deletion::Unknown(StoreError { operation: "DeleteItem", detail }))
+                } else {
+                    Ok(Deletion::NotFound)
+                }
             }
+            Err(e) if maybe_applied_before => Ok(Deletion::Unknown(store_error("DeleteItem")(e))),
             Err(e) => Err(store_error("DeleteItem")(e)),
         }
     }
+}
 
-    fn token_by_hash_request(&self, hashed_token: &str) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.tokens_table)
-            .index_name(HASHED_TOKEN_INDEX)
-            .key_condition_expression("hashedToken = :h")
-            .expression_attribute_values(":h", AttributeValue::S(hashed_token.into()))
-            .limit(1)
+/// How many attempts of one call were sent, and how many got an answer
+/// that says the request was not applied or was (any status below 500).
+#[derive(Debug, Default)]
+struct Attempts {
+    sent: AtomicU32,
+    answered: AtomicU32,
+}
+
+impl Attempts {
+    /// Sent attempts that timed out, lost their connection or got a 5xx:
+    /// each may have been applied.
+    fn unanswered(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed).saturating_sub(self.answered.load(Ordering::Relaxed))
+    }
+}
+
+#[derive(Debug)]
+struct AttemptsInterceptor(Arc<Attempts>);
+
+impl Intercept for AttemptsInterceptor {
+    fn name(&self) -> &'static str {
+        "Attempts"
     }
 
-    fn mark_used_request(&self, token: &TokenRow, now: i64) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.tokens_table)
-            .key("userId", AttributeValue::S(token.user_id.clone()))
-            .key("tokenId", AttributeValue::S(token.token_id.clone()))
-            .update_expression("SET lastUsed = :now")
-            .condition_expression("attribute_exists(tokenId)")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
-    fn delete_request(&self, user_id: &str, token_id: &str, account_id: &str) -> DeleteItemFluentBuilder {
-        self.client
-            .delete_item()
-            .table_name(&self.tokens_table)
-            .key("userId", AttributeValue::S(user_id.into()))
-            .key("tokenId", AttributeValue::S(token_id.into()))
-            .condition_expression("attribute_exists(tokenId) AND accountId = :account")
-            .expression_attribute_values(":account", AttributeValue::S(account_id.into()))
-            .return_values(ReturnValue::AllOld)
-    }
-
-}
-
-fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
-}
-
-fn n(item: &Item, name: &str) -> Option<i64> {
-    item.get(name)?.as_n().ok()?.parse::<f64>().ok().map(|v| v as i64)
-}
-
-fn flag(item: &Item, name: &str) -> bool {
-    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
-}
-
-fn user_from_item(item: &Item) -> Option<User> {
-    Some(User {
-        id: s(item, "userId")?.into(),
-        account_id: s(item, "accountId")?.into(),
-        role: s(item, "role").map_or(Role::Unknown, Role::parse),
-        is_service_user: flag(item, "isServiceUser"),
-        service_user_name: s(item, "serviceUserName").map(str::to_owned),
-        blocked: flag(item, "blocked"),
-        pending_approval: flag(item, "pendingApproval"),
-    })
-}
-
-fn token_from_item(item: &Item) -> Option<TokenRow> {
-    Some(TokenRow {
-        user_id: s(item, "userId")?.into(),
-        token_id: s(item, "tokenId")?.into(),
-        expires_at: n(item, "expiresAt"),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-    }
-
-    #[test]
-    fn users_default_to_least_privilege() {
-        let row = item(&[("userId", AttributeValue::S("u".into())), ("accountId", AttributeValue::S("a".into()))]);
-        let user = user_from_item(&row).unwrap();
-        assert_eq!(user.role, Role::Unknown);
-        assert!(!user.is_service_user && !user.blocked && !user.pending_approval);
-        let wrong_type = item(&[
-            ("userId", AttributeValue::S("u".into())),
-            ("accountId", AttributeValue::S("a".into())),
-            ("blocked", AttributeValue::S("true".into())),
-        ]);
-        assert!(!user_from_item(&wrong_type).unwrap().blocked);
-        assert!(user_from_item(&item(&[("userId", AttributeValue::S("u".into()))])).is_none());
-    }
-
-    #[test]
-    fn token_expiry_reads_numbers_only() {
-        let mut row = item(&[("userId", AttributeValue::S("u".into())), ("tokenId", AttributeValue::S("t".into()))]);
-        assert_eq!(token_from_item(&row).unwrap().expires_at, None);
-        row.insert("expiresAt".into(), AttributeValue::N("1700000000".into()));
-        assert_eq!(token_from_item(&row).unwrap().expires_at, Some(1_700_000_000));
-        row.insert("expiresAt".into(), AttributeValue::S("1700000000".into()));
-        assert_eq!(token_from_item(&row).unwrap().expires_at, None);
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.response().status().as_u16() < 500 {
+            self.0.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+
+use crate::ids::{AccountId, TokenId, UserId};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::fmt;
@@ -128,12 +130,22 @@ impl RequestSummary<'_> {
     }
 }
 
-/// NetBird's activity 42, as it stores the event (contract §8).
+/// How a delete that the audit trail records ended.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditResult {
+    Deleted,
+    /// DynamoDB may have applied it; no answer said so (contract §7).
+    Unknown,
+}
+
+/// NetBird's activity 42, as it stores the event (contract §8), and each
+/// attempt whose outcome is unknown, with `result` telling them apart.
 pub struct AuditEvent<'a> {
-    pub initiator_id: &'a str,
-    pub target_id: &'a str,
-    pub account_id: &'a str,
-    pub token_id: &'a str,
+    pub result: AuditResult,
+    pub initiator_id: &'a UserId,
+    pub target_id: &'a UserId,
+    pub account_id: &'a AccountId,
+    pub token_id: &'a TokenId,
     pub token_name: &'a str,
     pub is_service_user: bool,
     pub user_name: &'a str,
@@ -141,18 +153,23 @@ pub struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     pub fn log(&self) {
+        let (result, message) = match self.result {
+            AuditResult::Deleted => ("deleted", "personal access token deleted"),
+            AuditResult::Unknown => ("unknown", "personal access token delete attempted; outcome unknown"),
+        };
         tracing::info!(
             audit = true,
             activity = 42,
             activity_code = "personal.access.token.delete",
-            initiator_id = self.initiator_id,
-            target_id = self.target_id,
-            account_id = self.account_id,
-            token_id = self.token_id,
+            result,
+            initiator_id = %self.initiator_id,
+            target_id = %self.target_id,
+            account_id = %self.account_id,
+            token_id = %self.token_id,
             meta.name = self.token_name,
             meta.is_service_user = self.is_service_user,
             meta.user_name = self.user_name,
-            "personal access token deleted"
+            "{message}"
         );
     }
 }

@@ -48,7 +48,7 @@ async fn pat_caller_deletes_own_token_and_its_use_is_recorded() {
     assert_eq!(got.headers["content-type"], "application/json");
     assert!(stack.token_item("n", "n-t").await.is_none());
     let login = stack.token_item("n", "n-login").await.unwrap();
-    let last_used: i64 = login["lastUsed"].as_n().unwrap().parse().unwrap();
+    let last_used = login.last_used.unwrap();
     assert!((now() - last_used).abs() < 10);
 }
 
@@ -98,8 +98,8 @@ async fn admins_delete_service_users_tokens_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_refusal_leaves_every_token_in_place() {
     let stack = account().await;
-    stack.put_user("b", ACCOUNT, "owner", &[("blocked", AttributeValue::Bool(true))]).await;
-    let pending = [("blocked", AttributeValue::Bool(true)), ("pendingApproval", AttributeValue::Bool(true))];
+    stack.put_user("b", ACCOUNT, "owner", &[(attr::BLOCKED, AttributeValue::Bool(true))]).await;
+    let pending = [(attr::BLOCKED, AttributeValue::Bool(true)), (attr::PENDING_APPROVAL, AttributeValue::Bool(true))];
     stack.put_user("p", ACCOUNT, "owner", &pending).await;
     stack.user("r", ACCOUNT, "auditor").await;
     stack.user("m", ACCOUNT, "mystery_role").await;

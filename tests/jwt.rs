@@ -208,7 +208,7 @@ async fn remote_keys_are_fetched_once_and_cached() {
     let config = config(KeySource::Url(server.url.clone()));
     let keys = Keys::Remote(RemoteKeys::with_refetch_gap(server.url.clone(), Duration::from_millis(300)).unwrap());
     let verifier = JwtVerifier::with_keys(&config, keys);
-    verifier.warm_up().await;
+    verifier.warm_up().await.unwrap();
     assert_eq!(server.hits.load(Ordering::SeqCst), 1, "fetched at warm-up");
     for _ in 0..5 {
         assert_eq!(verifier.verify(&old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
@@ -241,7 +241,7 @@ async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     drop(listener); // nothing listens there now
     let verifier = JwtVerifier::new(&config(KeySource::Url(url))).unwrap();
-    verifier.warm_up().await; // logs, does not fail
+    verifier.warm_up().await.unwrap(); // logs, does not fail
     let key = DevKey::generate_es256("k").unwrap();
     assert_eq!(verifier.verify(&key.sign(&claims()).unwrap()).await, Err(JwtError::KeysUnavailable));
     // A forged token never reaches the key fetch.

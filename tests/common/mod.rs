@@ -19,7 +19,10 @@ use netbird_delete_token::config::Config;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::entry::handle_event;
 use netbird_delete_token::handler::App;
-use netbird_delete_token::{pat, store};
+#[allow(unused_imports)]
+pub use netbird_delete_token::items::{attr, token_key, unix_now as now, user_key, Role, TokenItem, UserItem};
+
+use netbird_delete_token::{pat, sdk};
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -31,10 +34,6 @@ pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
         panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test` (tests/tools/with-dynamodb-local)")
     })
-}
-
-pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 pub struct Keys {
@@ -107,7 +106,7 @@ impl Stack {
         ]);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-        let function_client = Client::new(&store::sdk_config().endpoint_url(function_endpoint).load().await);
+        let function_client = Client::new(&sdk::sdk_config().endpoint_url(function_endpoint).load().await);
         let app = Arc::new(App::new(&config, function_client).unwrap());
         Stack { client, config, keys, app }
     }
@@ -128,38 +127,46 @@ impl Stack {
         self.put_user(id, account, role, &[]).await;
     }
 
+    /// A user row, with `extra` attributes written over it as they are
+    /// (of any type: the function must cope with what the table holds).
     pub async fn put_user(&self, id: &str, account: &str, role: &str, extra: &[(&str, AttributeValue)]) {
-        let mut item = HashMap::from([
-            ("userId".to_owned(), AttributeValue::S(id.into())),
-            ("accountId".to_owned(), AttributeValue::S(account.into())),
-            ("role".to_owned(), AttributeValue::S(role.into())),
-            ("isServiceUser".to_owned(), AttributeValue::Bool(false)),
-        ]);
+        let mut item = UserItem {
+            user_id: id.into(),
+            account_id: account.into(),
+            role: Role::parse(role),
+            is_service_user: false,
+            service_user_name: None,
+            blocked: false,
+            pending_approval: false,
+        }
+        .to_item();
         item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.client.put_item().table_name(&self.config.users_table).set_item(Some(item)).send().await.unwrap();
     }
 
     pub async fn service_user(&self, id: &str, account: &str, name: &str) {
-        let extra =
-            [("isServiceUser", AttributeValue::Bool(true)), ("serviceUserName", AttributeValue::S(name.into()))];
+        let extra = [
+            (attr::IS_SERVICE_USER, AttributeValue::Bool(true)),
+            (attr::SERVICE_USER_NAME, AttributeValue::S(name.into())),
+        ];
         self.put_user(id, account, "user", &extra).await;
     }
 
     /// A token row for `user` in `account`; returns its plain PAT.
     pub async fn token(&self, user: &str, token_id: &str, account: &str, expires_at: Option<i64>) -> String {
         let plain = pat::generate().unwrap();
-        let mut item = HashMap::from([
-            ("userId".to_owned(), AttributeValue::S(user.into())),
-            ("tokenId".to_owned(), AttributeValue::S(token_id.into())),
-            ("accountId".to_owned(), AttributeValue::S(account.into())),
-            ("name".to_owned(), AttributeValue::S(format!("name of {token_id}"))),
-            ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(&plain))),
-            ("createdAt".to_owned(), AttributeValue::N(now().to_string())),
-            ("createdBy".to_owned(), AttributeValue::S(user.into())),
-        ]);
-        if let Some(at) = expires_at {
-            item.insert("expiresAt".into(), AttributeValue::N(at.to_string()));
+        let item = TokenItem {
+            user_id: user.into(),
+            token_id: token_id.into(),
+            account_id: account.into(),
+            name: format!("name of {token_id}"),
+            hashed_token: pat::hash_token(&plain),
+            expires_at,
+            created_at: Some(now()),
+            created_by: Some(user.into()),
+            last_used: None,
         }
+        .to_item();
         self.client.put_item().table_name(&self.config.tokens_table).set_item(Some(item)).send().await.unwrap();
         plain
     }
@@ -173,22 +180,27 @@ impl Stack {
     pub async fn tokens(&self) -> Vec<(String, String)> {
         let items =
             self.client.scan().table_name(&self.config.tokens_table).send().await.unwrap().items.unwrap_or_default();
-        let mut keys: Vec<_> =
-            items.iter().map(|i| (i["userId"].as_s().unwrap().clone(), i["tokenId"].as_s().unwrap().clone())).collect();
+        let mut keys: Vec<_> = items
+            .iter()
+            .map(|item| TokenItem::from_item(item).unwrap())
+            .map(|t| (t.user_id.to_string(), t.token_id.to_string()))
+            .collect();
         keys.sort();
         keys
     }
 
-    pub async fn token_item(&self, user: &str, token_id: &str) -> Option<HashMap<String, AttributeValue>> {
-        self.client
+    pub async fn token_item(&self, user: &str, token_id: &str) -> Option<TokenItem> {
+        let item = self
+            .client
             .get_item()
             .table_name(&self.config.tokens_table)
-            .key("userId", AttributeValue::S(user.into()))
-            .key("tokenId", AttributeValue::S(token_id.into()))
+            .set_key(Some(token_key(&user.into(), &token_id.into())))
+            .consistent_read(true)
             .send()
             .await
             .unwrap()
-            .item
+            .item?;
+        Some(TokenItem::from_item(&item).unwrap())
     }
 
     /// Runs `event` through the real entry point, as Lambda would.

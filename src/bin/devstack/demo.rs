@@ -4,7 +4,9 @@
 use netbird_delete_token::devkeys::DevKey;
 use netbird_delete_token::pat;
 
-use crate::{add_pat, create_tables, mint_jwt, put_user, Env, NewUser, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use netbird_delete_token::items::{Role, UserItem};
+
+use crate::{add_pat, create_tables, mint_jwt, put_user, Env, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 
 const ACCOUNT: &str = "demo-account";
 
@@ -22,13 +24,14 @@ pub async fn seed_and_print(env: &Env, key: &DevKey, base_url: &str) -> Result<(
         ("demo-service", "user", Some("ci-bot")),
     ];
     for (id, role, service) in users {
-        let user = NewUser {
-            id: id.into(),
-            account: ACCOUNT.into(),
-            role: role.into(),
-            service_name: service.map(str::to_owned),
+        let user = UserItem {
+            user_id: id.into(),
+            account_id: ACCOUNT.into(),
+            role: Role::parse(role),
+            is_service_user: service.is_some(),
+            service_user_name: service.map(str::to_owned),
             blocked: false,
-            pending: false,
+            pending_approval: false,
         };
         put_user(env, &user).await?;
     }

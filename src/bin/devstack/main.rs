@@ -10,20 +10,21 @@
 //! devstack jwt    --user ID [--key ...] [--issuer ...] [--audience ...] [--hours 12]
 //! devstack demo   [--key ...] [--base-url http://127.0.0.1:9000]
 //! ```
-//! Table names come from `TOKENS_TABLE` and `USERS_TABLE`.
+//! Table names come from `TOKENS_TABLE` and `USERS_TABLE`. It writes only
+//! to a DynamoDB on this machine: the demo PATs are published in `events/`.
 
 mod demo;
 mod schema;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::devkeys::DevKey;
+use netbird_delete_token::items::{unix_now, user_key, Role, TokenItem, UserItem};
 use netbird_delete_token::pat;
 use netbird_delete_token::store::store_error;
 
@@ -55,13 +56,14 @@ async fn run(args: &[String]) -> Result<()> {
             let env = Env::load().await?;
             put_user(
                 &env,
-                &NewUser {
-                    id: flags.required("id")?,
-                    account: flags.required("account")?,
-                    role: flags.required("role")?,
-                    service_name: flags.get("service"),
+                &UserItem {
+                    user_id: flags.required("id")?.into(),
+                    account_id: flags.required("account")?.into(),
+                    role: Role::parse(&flags.required("role")?),
+                    is_service_user: flags.has("service"),
+                    service_user_name: flags.get("service"),
                     blocked: flags.has("blocked"),
-                    pending: flags.has("pending"),
+                    pending_approval: flags.has("pending"),
                 },
             )
             .await
@@ -112,11 +114,35 @@ pub struct Env {
 }
 
 impl Env {
+    /// The tables, on a DynamoDB Local that `AWS_ENDPOINT_URL_DYNAMODB`
+    /// names; any other endpoint is refused before anything is written.
     async fn load() -> Result<Self> {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set"));
+        let endpoint = var("AWS_ENDPOINT_URL_DYNAMODB")
+            .map_err(|e| format!("{e}: devstack writes only to a DynamoDB Local on this machine"))?;
+        if !is_loopback_url(&endpoint) {
+            return Err(format!(
+                "AWS_ENDPOINT_URL_DYNAMODB={endpoint} is not a loopback address: devstack writes only to a \
+                 DynamoDB Local on this machine (its demo PATs are published)"
+            ));
+        }
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         Ok(Env { client: Client::new(&shared), tokens_table: var("TOKENS_TABLE")?, users_table: var("USERS_TABLE")? })
     }
+}
+
+/// `http(s)://` with a loopback host: `localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
@@ -127,55 +153,39 @@ pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
     Ok(())
 }
 
-pub struct NewUser {
-    pub id: String,
-    pub account: String,
-    pub role: String,
-    pub service_name: Option<String>,
-    pub blocked: bool,
-    pub pending: bool,
-}
-
-pub async fn put_user(env: &Env, user: &NewUser) -> Result<()> {
-    let mut item = HashMap::from([
-        ("userId".to_owned(), AttributeValue::S(user.id.clone())),
-        ("accountId".to_owned(), AttributeValue::S(user.account.clone())),
-        ("role".to_owned(), AttributeValue::S(user.role.clone())),
-        ("isServiceUser".to_owned(), AttributeValue::Bool(user.service_name.is_some())),
-        ("blocked".to_owned(), AttributeValue::Bool(user.blocked)),
-        ("pendingApproval".to_owned(), AttributeValue::Bool(user.pending)),
-    ]);
-    if let Some(name) = &user.service_name {
-        item.insert("serviceUserName".into(), AttributeValue::S(name.clone()));
-    }
+pub async fn put_user(env: &Env, user: &UserItem) -> Result<()> {
+    let item = user.to_item();
     env.client.put_item().table_name(&env.users_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
     Ok(())
 }
 
 /// Stores `token` as a PAT of `user_id`, in the user's account.
 pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_secs: i64, token: &str) -> Result<()> {
-    let user = env
+    let user_id = user_id.into();
+    let row = env
         .client
         .get_item()
         .table_name(&env.users_table)
-        .key("userId", AttributeValue::S(user_id.into()))
+        .set_key(Some(user_key(&user_id)))
         .send()
         .await
         .map_err(sdk("GetItem"))?
         .item
         .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
-    let account = user.get("accountId").cloned().ok_or("the user has no accountId")?;
+    let user = UserItem::from_item(&row).map_err(|e| format!("user {user_id}: {e}"))?;
     let now = unix_now();
-    let item = HashMap::from([
-        ("userId".to_owned(), AttributeValue::S(user_id.into())),
-        ("tokenId".to_owned(), AttributeValue::S(token_id.into())),
-        ("accountId".to_owned(), account),
-        ("name".to_owned(), AttributeValue::S(name.into())),
-        ("hashedToken".to_owned(), AttributeValue::S(pat::hash_token(token))),
-        ("expiresAt".to_owned(), AttributeValue::N((now + ttl_secs).to_string())),
-        ("createdAt".to_owned(), AttributeValue::N(now.to_string())),
-        ("createdBy".to_owned(), AttributeValue::S(user_id.into())),
-    ]);
+    let item = TokenItem {
+        user_id: user_id.clone(),
+        token_id: token_id.into(),
+        account_id: user.account_id,
+        name: name.into(),
+        hashed_token: pat::hash_token(token),
+        expires_at: Some(now + ttl_secs),
+        created_at: Some(now),
+        created_by: Some(user_id),
+        last_used: None,
+    }
+    .to_item();
     env.client.put_item().table_name(&env.tokens_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
     Ok(())
 }
@@ -211,11 +221,27 @@ where
     move |e| store_error(operation)(e).to_string()
 }
 
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 struct Flags(HashMap<String, Option<String>>);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_endpoints_are_written_to() {
+        for url in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "https://127.9.9.9"] {
+            assert!(super::is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.evil.example:8000",
+            "http://user@127.0.0.1:8000",
+            "127.0.0.1:8000",
+            "",
+        ] {
+            assert!(!super::is_loopback_url(url), "{url}");
+        }
+    }
+}
 
 impl Flags {
     fn parse(args: &[String]) -> Result<Self> {

@@ -1,0 +1,317 @@
+//! The tables' rows as DynamoDB items (contract §5). Every attribute name
+//! is spelled here and nowhere else: the store, `devstack` and the tests
+//! all read and write rows through these two types.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::ids::{AccountId, TokenId, UserId};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Attribute names of both tables.
+pub mod attr {
+    pub const USER_ID: &str = "userId";
+    pub const TOKEN_ID: &str = "tokenId";
+    pub const ACCOUNT_ID: &str = "accountId";
+    pub const NAME: &str = "name";
+    pub const HASHED_TOKEN: &str = "hashedToken";
+    pub const EXPIRES_AT: &str = "expiresAt";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const CREATED_BY: &str = "createdBy";
+    pub const LAST_USED: &str = "lastUsed";
+    pub const ROLE: &str = "role";
+    pub const IS_SERVICE_USER: &str = "isServiceUser";
+    pub const SERVICE_USER_NAME: &str = "serviceUserName";
+    pub const BLOCKED: &str = "blocked";
+    pub const PENDING_APPROVAL: &str = "pendingApproval";
+}
+
+/// The tokens table's index on `hashedToken`.
+pub const HASHED_TOKEN_INDEX: &str = "hashedToken-index";
+
+/// Now, as the tables store times: Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A row that lacks a required attribute or holds it with the wrong type.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the row's `{0}` is missing or not of its type")]
+pub struct MalformedItem(pub &'static str);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Admin,
+    NetworkAdmin,
+    User,
+    Auditor,
+    BillingAdmin,
+    /// Any other text, or none: it grants nothing.
+    Other(String),
+}
+
+impl Role {
+    pub fn parse(role: &str) -> Self {
+        match role {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "network_admin" => Role::NetworkAdmin,
+            "user" => Role::User,
+            "auditor" => Role::Auditor,
+            "billing_admin" => Role::BillingAdmin,
+            other => Role::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::NetworkAdmin => "network_admin",
+            Role::User => "user",
+            Role::Auditor => "auditor",
+            Role::BillingAdmin => "billing_admin",
+            Role::Other(text) => text,
+        }
+    }
+}
+
+/// A row of the users table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserItem {
+    pub user_id: UserId,
+    pub account_id: AccountId,
+    pub role: Role,
+    pub is_service_user: bool,
+    pub service_user_name: Option<String>,
+    pub blocked: bool,
+    pub pending_approval: bool,
+}
+
+impl UserItem {
+    /// Fails closed: a `blocked` or `pendingApproval` that is present but
+    /// not a BOOL counts as set, a `role` that is not a string grants
+    /// nothing, an `isServiceUser` that is not a BOOL is not set. Without a
+    /// string `userId` and `accountId` the row is unusable.
+    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+        Ok(UserItem {
+            user_id: required_s(item, attr::USER_ID)?.into(),
+            account_id: required_s(item, attr::ACCOUNT_ID)?.into(),
+            role: s(item, attr::ROLE).map_or(Role::Other(String::new()), Role::parse),
+            is_service_user: flag(item, attr::IS_SERVICE_USER, false),
+            service_user_name: s(item, attr::SERVICE_USER_NAME).map(str::to_owned),
+            blocked: flag(item, attr::BLOCKED, true),
+            pending_approval: flag(item, attr::PENDING_APPROVAL, true),
+        })
+    }
+
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::from([
+            (attr::USER_ID.into(), S(self.user_id.as_str())),
+            (attr::ACCOUNT_ID.into(), S(self.account_id.as_str())),
+            (attr::ROLE.into(), S(self.role.as_str())),
+            (attr::IS_SERVICE_USER.into(), AttributeValue::Bool(self.is_service_user)),
+            (attr::BLOCKED.into(), AttributeValue::Bool(self.blocked)),
+            (attr::PENDING_APPROVAL.into(), AttributeValue::Bool(self.pending_approval)),
+        ]);
+        if let Some(name) = &self.service_user_name {
+            item.insert(attr::SERVICE_USER_NAME.into(), S(name));
+        }
+        item
+    }
+}
+
+/// A row of the tokens table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenItem {
+    pub user_id: UserId,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub name: String,
+    /// `base64_std(sha256(token))`.
+    pub hashed_token: String,
+    /// `None` when absent or not a number: such a token is refused.
+    pub expires_at: Option<i64>,
+    pub created_at: Option<i64>,
+    pub created_by: Option<UserId>,
+    pub last_used: Option<i64>,
+}
+
+impl TokenItem {
+    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+        Ok(TokenItem {
+            user_id: required_s(item, attr::USER_ID)?.into(),
+            token_id: required_s(item, attr::TOKEN_ID)?.into(),
+            account_id: required_s(item, attr::ACCOUNT_ID)?.into(),
+            name: s(item, attr::NAME).unwrap_or_default().to_owned(),
+            hashed_token: required_s(item, attr::HASHED_TOKEN)?.to_owned(),
+            expires_at: n(item, attr::EXPIRES_AT),
+            created_at: n(item, attr::CREATED_AT),
+            created_by: s(item, attr::CREATED_BY).map(UserId::from),
+            last_used: n(item, attr::LAST_USED),
+        })
+    }
+
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::from([
+            (attr::USER_ID.into(), S(self.user_id.as_str())),
+            (attr::TOKEN_ID.into(), S(self.token_id.as_str())),
+            (attr::ACCOUNT_ID.into(), S(self.account_id.as_str())),
+            (attr::NAME.into(), S(&self.name)),
+            (attr::HASHED_TOKEN.into(), S(&self.hashed_token)),
+        ]);
+        let numbers = [
+            (attr::EXPIRES_AT, self.expires_at),
+            (attr::CREATED_AT, self.created_at),
+            (attr::LAST_USED, self.last_used),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                item.insert(name.into(), AttributeValue::N(value.to_string()));
+            }
+        }
+        if let Some(by) = &self.created_by {
+            item.insert(attr::CREATED_BY.into(), S(by.as_str()));
+        }
+        item
+    }
+
+    /// Usable at `now`: expiry present and in the future.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|expires| expires > now)
+    }
+}
+
+/// The key of a users-table row.
+pub fn user_key(user_id: &UserId) -> Item {
+    Item::from([(attr::USER_ID.into(), S(user_id.as_str()))])
+}
+
+/// The key of a tokens-table row.
+pub fn token_key(user_id: &UserId, token_id: &TokenId) -> Item {
+    Item::from([(attr::USER_ID.into(), S(user_id.as_str())), (attr::TOKEN_ID.into(), S(token_id.as_str()))])
+}
+
+#[allow(non_snake_case)]
+pub fn S(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn required_s<'a>(item: &'a Item, name: &'static str) -> Result<&'a str, MalformedItem> {
+    s(item, name).ok_or(MalformedItem(name))
+}
+
+fn n(item: &Item, name: &str) -> Option<i64> {
+    let text = item.get(name)?.as_n().ok()?;
+    text.parse::<i64>().ok().or_else(|| text.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v as i64))
+}
+
+/// A BOOL flag: `false` when absent, `otherwise` when of another type.
+fn flag(item: &Item, name: &str, otherwise: bool) -> bool {
+    match item.get(name) {
+        None => false,
+        Some(AttributeValue::Bool(value)) => *value,
+        Some(_) => otherwise,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_row(extra: &[(&str, AttributeValue)]) -> Item {
+        let mut item = Item::from([(attr::USER_ID.into(), S("u")), (attr::ACCOUNT_ID.into(), S("a"))]);
+        item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        item
+    }
+
+    #[test]
+    fn users_default_to_least_privilege() {
+        let user = UserItem::from_item(&user_row(&[])).unwrap();
+        assert_eq!(user.role, Role::Other(String::new()));
+        assert!(!user.is_service_user && !user.blocked && !user.pending_approval);
+    }
+
+    #[test]
+    fn flags_of_the_wrong_type_fail_closed() {
+        for odd in [S("true"), S("false"), AttributeValue::N("0".into()), AttributeValue::Null(true)] {
+            let row = user_row(&[
+                (attr::BLOCKED, odd.clone()),
+                (attr::PENDING_APPROVAL, odd.clone()),
+                (attr::IS_SERVICE_USER, odd.clone()),
+                (attr::ROLE, odd.clone()),
+            ]);
+            let user = UserItem::from_item(&row).unwrap();
+            assert!(user.blocked && user.pending_approval, "{odd:?}");
+            assert!(!user.is_service_user, "{odd:?}");
+            assert!(matches!(user.role, Role::Other(_)), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn rows_without_string_ids_are_malformed() {
+        let mut row = user_row(&[]);
+        row.insert(attr::ACCOUNT_ID.into(), AttributeValue::N("7".into()));
+        assert_eq!(UserItem::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
+        row.remove(attr::ACCOUNT_ID);
+        assert_eq!(UserItem::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
+        assert_eq!(UserItem::from_item(&Item::new()), Err(MalformedItem(attr::USER_ID)));
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let user = UserItem {
+            user_id: "u".into(),
+            account_id: "a".into(),
+            role: Role::parse("mystery"),
+            is_service_user: true,
+            service_user_name: Some("bot".into()),
+            blocked: false,
+            pending_approval: true,
+        };
+        assert_eq!(UserItem::from_item(&user.to_item()), Ok(user));
+        let token = TokenItem {
+            user_id: "u".into(),
+            token_id: "t".into(),
+            account_id: "a".into(),
+            name: "laptop".into(),
+            hashed_token: "h".into(),
+            expires_at: Some(1_700_000_000),
+            created_at: Some(1),
+            created_by: Some("u".into()),
+            last_used: None,
+        };
+        assert_eq!(TokenItem::from_item(&token.to_item()), Ok(token));
+    }
+
+    #[test]
+    fn token_expiry_reads_numbers_only() {
+        let token = |expires: Option<AttributeValue>| {
+            let mut row = Item::from([
+                (attr::USER_ID.into(), S("u")),
+                (attr::TOKEN_ID.into(), S("t")),
+                (attr::ACCOUNT_ID.into(), S("a")),
+                (attr::HASHED_TOKEN.into(), S("h")),
+            ]);
+            if let Some(value) = expires {
+                row.insert(attr::EXPIRES_AT.into(), value);
+            }
+            TokenItem::from_item(&row).unwrap()
+        };
+        assert_eq!(token(None).expires_at, None);
+        assert_eq!(token(Some(AttributeValue::N("1700000000".into()))).expires_at, Some(1_700_000_000));
+        assert_eq!(token(Some(AttributeValue::N("1.7e9".into()))).expires_at, Some(1_700_000_000));
+        assert_eq!(token(Some(S("1700000000"))).expires_at, None);
+        assert!(!token(None).is_live(0));
+        assert!(token(Some(AttributeValue::N("10".into()))).is_live(9));
+        assert!(!token(Some(AttributeValue::N("10".into()))).is_live(10));
+    }
+}
