@@ -223,26 +223,6 @@ where
 
 struct Flags(HashMap<String, Option<String>>);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_loopback_endpoints_are_written_to() {
-        for url in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "https://127.9.9.9"] {
-            assert!(super::is_loopback_url(url), "{url}");
-        }
-        for url in [
-            "https://dynamodb.us-east-1.amazonaws.com",
-            "http://10.0.0.1:8000",
-            "http://127.0.0.1.evil.example:8000",
-            "http://user@127.0.0.1:8000",
-            "127.0.0.1:8000",
-            "",
-        ] {
-            assert!(!super::is_loopback_url(url), "{url}");
-        }
-    }
-}
-
 impl Flags {
     fn parse(args: &[String]) -> Result<Self> {
         let mut flags = HashMap::new();
@@ -269,5 +249,25 @@ impl Flags {
 
     fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_endpoints_are_written_to() {
+        for url in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "https://127.9.9.9"] {
+            assert!(super::is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.evil.example:8000",
+            "http://user@127.0.0.1:8000",
+            "127.0.0.1:8000",
+            "",
+        ] {
+            assert!(!super::is_loopback_url(url), "{url}");
+        }
     }
 }
