@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::ids::{AccountId, TokenId, UserId};
 use tracing::field::{Field, Visit};
+use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::fmt;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -34,20 +35,55 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Log targets that may print credentials or rows at their lower levels:
+/// the runtime logs each raw event (Authorization header and all) at
+/// TRACE; the SDK logs request and response bodies (token hashes, token
+/// rows) and SigV4 its canonical request (the session token); the HTTP
+/// stack logs headers. None of them ever logs below INFO, whatever is
+/// asked for.
+const CAPPED_AT_INFO: [&str; 13] = [
+    "lambda_runtime",
+    "lambda_http",
+    "aws_smithy",
+    "aws_sdk",
+    "aws_sigv4",
+    "aws_runtime",
+    "aws_config",
+    "aws_credential_types",
+    "hyper",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower",
+];
+
 /// `level` or `target=level,...` (Lambda's FATAL is ERROR here); unset or
-/// unreadable means INFO.
+/// unreadable means INFO. [`CAPPED_AT_INFO`] applies on top.
 fn log_filter(wanted: &str) -> Targets {
-    let mut filter = match wanted.trim() {
+    let mut asked = match wanted.trim() {
         "" => Targets::new(),
         wanted => wanted.to_lowercase().replace("fatal", "error").parse::<Targets>().unwrap_or_default(),
     };
-    if filter.default_level().is_none() {
-        filter = filter.with_default(LevelFilter::INFO);
+    if asked.default_level().is_none() {
+        asked = asked.with_default(LevelFilter::INFO);
     }
-    // The runtime logs each raw event, Authorization header and all, at
-    // TRACE: never let that through, whatever level is asked for.
-    let runtime_level = filter.default_level().unwrap_or(LevelFilter::OFF).min(LevelFilter::INFO);
-    filter.with_target("lambda_runtime", runtime_level)
+    let capped = |target: &str| CAPPED_AT_INFO.iter().any(|prefix| target.starts_with(prefix));
+    let mut filter = Targets::new().with_default(asked.default_level().unwrap_or(LevelFilter::INFO));
+    for (target, level) in asked.iter() {
+        filter = filter.with_target(target, if capped(target) { level.min(LevelFilter::INFO) } else { level });
+    }
+    for prefix in CAPPED_AT_INFO {
+        filter = filter.with_target(prefix, most_verbose(&asked, prefix).min(LevelFilter::INFO));
+    }
+    filter
+}
+
+/// The most verbose level `filter` enables for `target`.
+fn most_verbose(filter: &Targets, target: &str) -> LevelFilter {
+    [Level::TRACE, Level::DEBUG, Level::INFO, Level::WARN, Level::ERROR]
+        .into_iter()
+        .find(|level| filter.would_enable(target, level))
+        .map_or(LevelFilter::OFF, LevelFilter::from_level)
 }
 
 /// Target of the events whose message is a JSON document (request lines
@@ -204,19 +240,46 @@ mod tests {
 
     #[test]
     fn log_levels() {
-        use tracing::Level;
         let on = |wanted: &str, target: &str, level: Level| log_filter(wanted).would_enable(target, &level);
         assert!(on("", "netbird_delete_token", Level::INFO) && !on("", "netbird_delete_token", Level::DEBUG));
         assert!(!on("WARN", "netbird_delete_token", Level::INFO) && on("WARN", "x", Level::WARN));
         assert!(on("FATAL", "x", Level::ERROR) && !on("FATAL", "x", Level::WARN));
-        assert!(on("aws_smithy_runtime=debug", "aws_smithy_runtime", Level::DEBUG));
-        assert!(on("aws_smithy_runtime=debug", "netbird_delete_token", Level::INFO));
+        assert!(on("debug", "netbird_delete_token", Level::DEBUG));
         assert!(on("nonsense!!", "x", Level::INFO));
-        for wanted in ["TRACE", "lambda_runtime=trace", "debug,lambda_runtime=trace"] {
-            assert!(!on(wanted, "lambda_runtime::layers::api_response", Level::TRACE), "{wanted}");
-            assert!(!on(wanted, "lambda_runtime::layers::api_response", Level::DEBUG), "{wanted}");
-        }
         assert!(!on("ERROR", "lambda_runtime", Level::INFO));
+        assert!(!on("WARN", "aws_smithy_runtime", Level::INFO), "a cap never raises a level");
+        assert!(on("aws_smithy_runtime=debug", "aws_smithy_runtime", Level::INFO));
+    }
+
+    #[test]
+    fn credentials_carrying_targets_never_go_below_info() {
+        let targets = [
+            "lambda_runtime::layers::api_response",
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_runtime_api::client::http",
+            "aws_sigv4::http_request::sign",
+            "aws_sdk_dynamodb::operation",
+            "hyper_util::client::legacy::pool",
+            "h2::codec::framed_write",
+            "reqwest::connect",
+            "rustls::client::hs",
+        ];
+        let asked = [
+            "TRACE",
+            "debug",
+            "lambda_runtime=trace",
+            "aws_smithy_runtime=trace,aws_smithy_runtime::client=trace",
+            "aws=trace,hyper=trace,h2::codec=trace",
+            "trace,aws_sigv4::http_request=trace",
+        ];
+        for wanted in asked {
+            for target in targets {
+                for level in [Level::TRACE, Level::DEBUG] {
+                    assert!(!log_filter(wanted).would_enable(target, &level), "{wanted}: {target} at {level}");
+                }
+                assert!(log_filter(wanted).would_enable(target, &Level::INFO), "{wanted}: {target} at INFO");
+            }
+        }
     }
 
     #[test]

@@ -313,3 +313,40 @@ async fn oversized_and_hostile_input_is_refused_without_touching_the_table() {
     }
     assert_eq!(stack.tokens().await, before);
 }
+
+/// Rows as a careless writer may leave them: flags of the wrong type count
+/// as set, a role that is not a string grants nothing, and a row without
+/// a string account is an error, never a pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_user_rows_fail_closed() {
+    let stack = account().await;
+    let odd = [
+        ("b1", attr::BLOCKED, AttributeValue::S("true".into())),
+        ("b2", attr::BLOCKED, AttributeValue::N("0".into())),
+        ("p1", attr::PENDING_APPROVAL, AttributeValue::S("false".into())),
+        ("r1", attr::ROLE, AttributeValue::N("1".into())),
+        ("a1", attr::ACCOUNT_ID, AttributeValue::N("1".into())),
+    ];
+    for (id, attribute, value) in &odd {
+        stack.put_user(id, ACCOUNT, "owner", &[(attribute, value.clone())]).await;
+        stack.live_token(id, &format!("{id}-t")).await;
+    }
+    // A target whose account is not a string: its token is never deleted.
+    stack.put_user("t1", ACCOUNT, "user", &[(attr::ACCOUNT_ID, AttributeValue::Bool(true))]).await;
+    stack.live_token("t1", "t1-t").await;
+    let before = stack.tokens().await;
+    let jwt = |sub: &str| format!("Bearer {}", stack.keys.jwt(sub));
+    let cases = [
+        ("b1", "b1", "b1-t", error(403, "failed to validate user permissions: user is blocked")),
+        ("b2", "b2", "b2-t", error(403, "failed to validate user permissions: user is blocked")),
+        ("p1", "p1", "p1-t", error(403, "failed to validate user permissions: user is pending approval")),
+        ("r1", "r1", "r1-t", error(403, "permission denied")),
+        ("a1", "a1", "a1-t", error(500, "internal server error")),
+        ("o", "t1", "t1-t", error(500, "internal server error")),
+    ];
+    for (caller, user, token, want) in cases {
+        let got = stack.delete(user, token, Some(&jwt(caller))).await;
+        assert_eq!((got.status, got.body), want, "{caller} deleting {user}/{token}");
+    }
+    assert_eq!(stack.tokens().await, before);
+}

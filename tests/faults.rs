@@ -111,3 +111,28 @@ async fn dynamodb_that_never_answers_is_a_prompt_500() {
     assert!(stack.token_item("o", "o-t").await.is_some());
     held.abort();
 }
+
+/// DynamoDB applied the delete, the answer was lost, the retry found no
+/// row: the function cannot know it was its own, so it says 500, not 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_whose_answer_was_lost_is_a_500_never_a_404() {
+    let (stack, proxy) = stack_behind_proxy().await;
+    proxy.once(Fault::LoseAnswer, "DeleteItem");
+    let got = stack.delete("o", "o-t", Some(&format!("Bearer {}", stack.keys.jwt("o")))).await;
+    assert_eq!((got.status, got.body), error(500, "internal server error"));
+    assert_eq!(proxy.injected(), 1);
+    assert_eq!(stack.tokens().await, vec![("o".into(), "o-keep".into())], "the first attempt was applied");
+    let deletes = proxy.seen.lock().unwrap().iter().filter(|c| c.operation == "DeleteItem").count();
+    assert_eq!(deletes, 2, "the SDK retried");
+}
+
+/// A throttled attempt was certainly not applied: the retry's answer stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_refused_attempt_a_missing_token_is_still_404() {
+    let (stack, proxy) = stack_behind_proxy().await;
+    proxy.once(Fault::Throttling, "DeleteItem");
+    let got = stack.delete("o", "gone", Some(&format!("Bearer {}", stack.keys.jwt("o")))).await;
+    assert_eq!((got.status, got.body), error(404, "pat: gone not found"));
+    assert_eq!(proxy.injected(), 1);
+    assert_eq!(stack.tokens().await, vec![("o".into(), "o-keep".into()), ("o".into(), "o-t".into())]);
+}

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::faults::{rounds, FaultProxy};
+use common::faults::{rounds, Fault, FaultProxy};
 use common::runtime_api::{Function, RuntimeApi};
 use common::*;
 use serde_json::{json, Value};
@@ -128,4 +128,75 @@ async fn dynamodb_down_at_init_is_not_fatal() {
     assert_eq!((got.status, got.body), error(500, "internal server error"));
     let lines = function.stop().await;
     assert!(lines.iter().any(|l| l.contains("warm-up failed")), "{lines:#?}");
+}
+
+/// A delete whose answer was lost answers 500 and is still in the audit
+/// trail, marked unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_of_unknown_outcome_is_audited() {
+    let proxy = FaultProxy::start(&endpoint()).await;
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.live_token("o", "o-t").await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+    proxy.once(Fault::LoseAnswer, "DeleteItem");
+    let auth = format!("Bearer {}", stack.keys.jwt("o"));
+    let got = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+    assert_eq!((got.status, got.body), error(500, "internal server error"));
+    assert!(stack.token_item("o", "o-t").await.is_none(), "DynamoDB applied the first attempt");
+
+    let lines = function.stop().await;
+    let docs: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let audit: Vec<&Value> = docs.iter().filter(|d| d["activity"] == 42).collect();
+    assert_eq!(audit.len(), 1, "{lines:#?}");
+    assert_eq!(audit[0]["result"], "unknown");
+    assert_eq!(audit[0]["activity_code"], "personal.access.token.delete");
+    assert_eq!((audit[0]["initiator_id"].as_str(), audit[0]["token_id"].as_str()), (Some("o"), Some("o-t")));
+    let request = docs.iter().find(|d| d["message"] == "request").expect("a request line");
+    assert_eq!((request["outcome"].as_str(), request["status"].as_u64()), (Some("internal_error"), Some(500)));
+}
+
+/// Asked for every log level there is, the function still logs no
+/// credential, no token hash and no token row.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_the_log_at_trace_level() {
+    const SECRET_KEY: &str = "secretKEYneverLOGGEDx0x0x0x0x0x0x0x0x0x0";
+    const SESSION_TOKEN: &str = "sessionTOKENneverLOGGEDy1y1y1y1y1y1y1y1y1";
+    for asked in [("AWS_LAMBDA_LOG_LEVEL", "TRACE"), ("RUST_LOG", "trace,aws_smithy_runtime=trace,hyper=trace")] {
+        let stack = Stack::new().await;
+        stack.user("o", ACCOUNT, "owner").await;
+        let pat = stack.live_token("o", "o-login").await;
+        stack.live_token("o", "o-t").await;
+        let mut env = stack.function_env(&endpoint());
+        env.push((asked.0, asked.1.into()));
+        env.push(("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()));
+        env.push(("AWS_SESSION_TOKEN", SESSION_TOKEN.into()));
+        let runtime = RuntimeApi::start().await;
+        let function = Function::spawn(binary(), &runtime, &env);
+        runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+        let jwt = stack.keys.jwt("o");
+        let by_pat = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&format!("Token {pat}")))).await);
+        assert_eq!(by_pat.status, 200, "{:?}", by_pat.body);
+        let by_jwt =
+            answer(runtime.invoke(&http_api_event("DELETE", "o", "gone", Some(&format!("Bearer {jwt}")))).await);
+        assert_eq!(by_jwt.status, 404);
+
+        let everything = function.stop().await.join("\n");
+        assert!(everything.contains("\"outcome\":\"deleted\""), "the log was read: {everything}");
+        let hash = netbird_delete_token::pat::hash_token(&pat);
+        let secrets = [
+            ("the PAT", pat.as_str()),
+            ("the PAT's secret", &pat[4..34]),
+            ("the token hash", hash.as_str()),
+            ("the JWT", jwt.as_str()),
+            ("the JWT's signature", jwt.rsplit('.').next().unwrap()),
+            ("the secret access key", SECRET_KEY),
+            ("the session token", SESSION_TOKEN),
+        ];
+        for (what, secret) in secrets {
+            assert!(!everything.contains(secret), "{what} reached the log with {asked:?}");
+        }
+    }
 }

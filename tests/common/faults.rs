@@ -47,6 +47,8 @@ pub enum Fault {
     ServerError,
     Stall,
     Reset,
+    /// Forwards the request, so DynamoDB applies it, and never answers.
+    LoseAnswer,
 }
 
 #[derive(Clone, Debug)]
@@ -178,7 +180,7 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
             }
         };
         match fault {
-            None => {
+            None | Some(Fault::LoseAnswer) => {
                 if upstream_conn.is_none() {
                     upstream_conn = TcpStream::connect(&upstream).await.ok();
                 }
@@ -190,20 +192,14 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
                 if let Some(operation) = operation.clone() {
                     seen.lock().unwrap().push(Call { operation, start, end: Instant::now() });
                 }
+                if fault == Some(Fault::LoseAnswer) {
+                    return hold_open(client).await;
+                }
                 if client.write_all(&to_bytes(&head, &body)).await.is_err() {
                     return;
                 }
             }
-            Some(Fault::Stall) => {
-                // Hold the connection open and never answer.
-                let mut sink = [0u8; 1024];
-                while let Ok(n) = client.read(&mut sink).await {
-                    if n == 0 {
-                        return;
-                    }
-                }
-                return;
-            }
+            Some(Fault::Stall) => return hold_open(client).await,
             Some(Fault::Reset) => {
                 let _ = client.set_zero_linger();
                 return;
@@ -223,6 +219,16 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Keeps the connection open and never answers, until the client leaves.
+async fn hold_open(mut client: TcpStream) {
+    let mut sink = [0u8; 1024];
+    while let Ok(n) = client.read(&mut sink).await {
+        if n == 0 {
+            return;
         }
     }
 }
