@@ -37,10 +37,9 @@ pub fn init_logging() {
 
 /// Log targets that may print credentials or rows at their lower levels:
 /// the runtime logs each raw event (Authorization header and all) at
-/// TRACE; the SDK logs request and response bodies (token hashes, token
-/// rows) and SigV4 its canonical request (the session token); the HTTP
-/// stack logs headers. None of them ever logs below INFO, whatever is
-/// asked for.
+/// TRACE; the SDK and SigV4 log requests and responses with their bodies
+/// (token hashes, token rows); the HTTP stack logs headers. None of them
+/// ever logs below INFO, whatever is asked for.
 const CAPPED_AT_INFO: [&str; 13] = [
     "lambda_runtime",
     "lambda_http",
