@@ -1,6 +1,9 @@
 //! Settings from the environment (contract §6), validated once at init.
 
 use std::fmt;
+use std::net::IpAddr;
+
+use reqwest::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -22,14 +25,18 @@ pub enum KeySource {
     /// `AUTH_JWKS`: the key set itself.
     Inline(String),
     /// `AUTH_KEYS_LOCATION`: where to fetch it.
-    Url(String),
+    Url(Url),
+    /// `AUTH_OIDC_CONFIG_ENDPOINT`: the provider's OpenID configuration,
+    /// whose `jwks_uri` says where to fetch it.
+    Discovery(Url),
 }
 
 impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::Inline(_) => f.write_str("Inline(..)"),
-            KeySource::Url(url) => f.debug_tuple("Url").field(url).finish(),
+            KeySource::Url(url) => f.debug_tuple("Url").field(&url.as_str()).finish(),
+            KeySource::Discovery(url) => f.debug_tuple("Discovery").field(&url.as_str()).finish(),
         }
     }
 }
@@ -38,10 +45,29 @@ impl fmt::Debug for KeySource {
 pub enum ConfigError {
     #[error("{0} is required")]
     Missing(&'static str),
-    #[error("{0} must be an http:// or https:// URL")]
+    #[error("{0} must be an https:// URL (http:// only for a loopback host)")]
     BadUrl(&'static str),
     #[error("AUTH_AUDIENCE lists no audience")]
     NoAudience,
+}
+
+/// An identity provider's URL the function may fetch: `https://`, or plain
+/// `http://` to a loopback host (local development), without credentials.
+pub fn key_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    let loopback = match url.host()? {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => IpAddr::V4(ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(ip).is_loopback(),
+    };
+    match url.scheme() {
+        "https" => Some(url),
+        "http" if loopback => Some(url),
+        _ => None,
+    }
 }
 
 impl Config {
@@ -59,11 +85,15 @@ impl Config {
         if audiences.is_empty() {
             return Err(ConfigError::NoAudience);
         }
-        let keys = match (get("AUTH_JWKS"), get("AUTH_KEYS_LOCATION")) {
-            (Some(jwks), _) => KeySource::Inline(jwks),
-            (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => KeySource::Url(url),
-            (None, Some(_)) => return Err(ConfigError::BadUrl("AUTH_KEYS_LOCATION")),
-            (None, None) => return Err(ConfigError::Missing("AUTH_JWKS or AUTH_KEYS_LOCATION")),
+        // The most direct source wins: the set itself, its URL, the provider's configuration.
+        let url = |name| get(name).map(|text| key_url(&text).ok_or(ConfigError::BadUrl(name))).transpose();
+        let keys = match (get("AUTH_JWKS"), url("AUTH_KEYS_LOCATION")?, url("AUTH_OIDC_CONFIG_ENDPOINT")?) {
+            (Some(jwks), _, _) => KeySource::Inline(jwks),
+            (None, Some(url), _) => KeySource::Url(url),
+            (None, None, Some(url)) => KeySource::Discovery(url),
+            (None, None, None) => {
+                return Err(ConfigError::Missing("AUTH_JWKS, AUTH_KEYS_LOCATION or AUTH_OIDC_CONFIG_ENDPOINT"))
+            }
         };
         Ok(Config {
             tokens_table: require("TOKENS_TABLE")?,
@@ -102,7 +132,7 @@ mod tests {
         assert_eq!(got.tokens_table, "tokens");
         assert_eq!(got.auth.audiences, vec!["netbird", "cli"]);
         assert_eq!(got.auth.user_id_claim, "sub");
-        assert_eq!(got.auth.keys, KeySource::Url("https://idp.example/jwks.json".into()));
+        assert_eq!(got.auth.keys, KeySource::Url(Url::parse("https://idp.example/jwks.json").unwrap()));
     }
 
     #[test]
@@ -126,7 +156,49 @@ mod tests {
             assert_eq!(config(&blank), Err(ConfigError::Missing(name)));
         }
         let no_keys: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
-        assert_eq!(config(&no_keys), Err(ConfigError::Missing("AUTH_JWKS or AUTH_KEYS_LOCATION")));
+        assert_eq!(
+            config(&no_keys),
+            Err(ConfigError::Missing("AUTH_JWKS, AUTH_KEYS_LOCATION or AUTH_OIDC_CONFIG_ENDPOINT"))
+        );
+    }
+
+    #[test]
+    fn discovery_is_the_last_resort() {
+        let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
+        vars.push(("AUTH_OIDC_CONFIG_ENDPOINT", "https://idp.example/.well-known/openid-configuration"));
+        let want = Url::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        assert_eq!(config(&vars).unwrap().auth.keys, KeySource::Discovery(want));
+        vars.push(("AUTH_KEYS_LOCATION", "https://idp.example/jwks.json"));
+        assert!(matches!(config(&vars).unwrap().auth.keys, KeySource::Url(_)));
+    }
+
+    #[test]
+    fn keys_come_over_https_or_from_this_machine() {
+        for good in [
+            "https://idp.example/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+        ] {
+            assert!(key_url(good).is_some(), "{good}");
+        }
+        for bad in [
+            "http://idp.example/jwks.json",
+            "http://10.0.0.1/jwks",
+            "http://127.0.0.1.nip.io/jwks",
+            "ftp://idp.example/jwks",
+            "file:///etc/passwd",
+            "https://user:pass@idp.example/jwks",
+            "idp.example/jwks",
+            "",
+        ] {
+            assert_eq!(key_url(bad), None, "{bad}");
+        }
+        for name in ["AUTH_KEYS_LOCATION", "AUTH_OIDC_CONFIG_ENDPOINT"] {
+            let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
+            vars.push((name, "http://idp.example/keys"));
+            assert_eq!(config(&vars), Err(ConfigError::BadUrl(name)));
+        }
     }
 
     #[test]

@@ -34,7 +34,11 @@ impl DevKey {
     }
 
     pub fn generate_rsa(kid: &str, alg: Algorithm) -> Result<Self, DevKeyError> {
-        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(err)?;
+        Self::generate_rsa_of(kid, alg, aws_lc_rs::rsa::KeySize::Rsa2048)
+    }
+
+    pub fn generate_rsa_of(kid: &str, alg: Algorithm, size: aws_lc_rs::rsa::KeySize) -> Result<Self, DevKeyError> {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(err)?;
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(err)?;
         Self::from_pkcs8(kid, alg, der.as_ref())
     }

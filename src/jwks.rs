@@ -1,27 +1,38 @@
-//! The identity provider's signing keys (contract §6): inline, or fetched
-//! from `AUTH_KEYS_LOCATION` and cached per `Cache-Control: max-age`.
+//! The identity provider's signing keys (contract §6): inline, fetched from
+//! `AUTH_KEYS_LOCATION`, or from the `jwks_uri` of the provider's OpenID
+//! configuration; cached per `Cache-Control: max-age`.
 //!
 //! Each key carries the algorithms it may verify, taken from the key itself
 //! (its `alg`, else its type and curve), never from a token's header: HMAC
-//! and `none` can never be chosen by an attacker.
+//! and `none` can never be chosen by an attacker. A key the function cannot
+//! use is skipped; the rest of the set still serves.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::key_url;
+use crate::fetch::{FetchError, Fetcher};
 
 /// Algorithms the function accepts at all (contract §2).
 pub const SUPPORTED: [Algorithm; 6] =
     [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
 
+/// `max-age` when the server sends none, and the bounds it is clamped to.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
-/// Floor for `max-age` and gap between refetches on an unknown `kid`.
+const MIN_MAX_AGE: Duration = Duration::from_secs(30);
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long past its expiry a key set that cannot be refreshed still serves.
+const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Least time between fetches on an unknown `kid` once keys are cached.
 const MIN_REFETCH_GAP: Duration = Duration::from_secs(30);
 /// Gap between attempts while no key set has ever been fetched.
 const MIN_RETRY_GAP: Duration = Duration::from_secs(1);
-const MAX_JWKS_BYTES: usize = 1024 * 1024;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct VerifyingKey {
     kid: Option<String>,
@@ -36,18 +47,37 @@ pub struct KeySet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("the JWKS is not valid JSON of the JWK Set form: {0}")]
+    #[error("the JWKS is not a JSON object with a `keys` array: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the JWKS holds no usable signing key (RSA, or EC on P-256/P-384)")]
     NoUsableKey,
-    #[error("fetching the JWKS failed: {0}")]
-    Fetch(String),
+    #[error("fetching failed: {0}")]
+    Fetch(#[from] FetchError),
+    #[error("the OpenID configuration is unusable: {0}")]
+    Discovery(String),
+    #[error("the OpenID configuration's issuer {found:?} is not AUTH_ISSUER {expected:?}")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("the OpenID configuration's jwks_uri {0:?} is not an https:// URL (http:// only for a loopback host)")]
+    BadJwksUri(String),
+}
+
+impl JwksError {
+    /// Errors that no retry can mend: the settings, or the provider's
+    /// configuration, disagree with this function's rules.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, JwksError::IssuerMismatch { .. } | JwksError::BadJwksUri(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawKeySet {
+    keys: Vec<Value>,
 }
 
 impl KeySet {
     pub fn parse(json: &[u8]) -> Result<Self, JwksError> {
-        let set: JwkSet = serde_json::from_slice(json)?;
-        let keys: Vec<VerifyingKey> = set.keys.iter().filter_map(verifying_key).collect();
+        let raw: RawKeySet = serde_json::from_slice(json)?;
+        let keys: Vec<VerifyingKey> = raw.keys.into_iter().filter_map(verifying_key).collect();
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey);
         }
@@ -69,8 +99,22 @@ impl KeySet {
     }
 }
 
-fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
+/// `value` as a key this function can verify with; anything else (another
+/// key type, curve or algorithm, an encryption key, a malformed member) is
+/// skipped with a debug line that names the key, never its material.
+fn verifying_key(value: Value) -> Option<VerifyingKey> {
+    let member = |name| value.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (kid, kty, alg, crv) = (member("kid"), member("kty"), member("alg"), member("crv"));
+    let skip = |reason: &str| tracing::debug!(kid, kty, alg, crv, reason, "skipped a key of the JWKS");
+    let jwk: Jwk = match serde_json::from_value(value) {
+        Ok(jwk) => jwk,
+        Err(_) => {
+            skip("not a JWK this function reads");
+            return None;
+        }
+    };
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        skip("an encryption key");
         return None;
     }
     let by_type: &[Algorithm] = match &jwk.algorithm {
@@ -87,10 +131,16 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
         Some(named) => by_type.iter().copied().filter(|a| same_algorithm(named, *a)).collect(),
     };
     if algorithms.is_empty() {
+        skip("no supported algorithm");
         return None;
     }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyingKey { kid: jwk.common.key_id.clone(), key, algorithms })
+    match DecodingKey::from_jwk(&jwk) {
+        Ok(key) => Some(VerifyingKey { kid: jwk.common.key_id.clone(), key, algorithms }),
+        Err(_) => {
+            skip("its parameters make no key");
+            None
+        }
+    }
 }
 
 fn same_algorithm(named: KeyAlgorithm, alg: Algorithm) -> bool {
@@ -108,7 +158,7 @@ fn same_algorithm(named: KeyAlgorithm, alg: Algorithm) -> bool {
 /// Where verification gets its keys from.
 pub enum Keys {
     Static(Arc<KeySet>),
-    Remote(RemoteKeys),
+    Remote(Box<RemoteKeys>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,18 +175,31 @@ impl Keys {
     }
 
     /// Fetches remote keys now, so the first request does not pay for it.
-    /// A failure is logged; requests retry.
-    pub async fn warm_up(&self) {
-        if let Keys::Remote(remote) = self {
-            let _ = remote.current(None).await;
+    /// A fetch that fails is logged and retried by requests; a provider
+    /// configuration that can never work is an error.
+    pub async fn warm_up(&self) -> Result<(), JwksError> {
+        match self {
+            Keys::Static(_) => Ok(()),
+            Keys::Remote(remote) => remote.warm_up().await,
         }
     }
 }
 
+/// Where remote keys live.
+#[derive(Debug, Clone)]
+pub enum KeyLocation {
+    /// The key set's own URL.
+    Jwks(Url),
+    /// The provider's OpenID configuration, whose `issuer` must be `issuer`.
+    Discovery { endpoint: Url, issuer: String },
+}
+
 pub struct RemoteKeys {
-    url: String,
+    location: KeyLocation,
     refetch_gap: Duration,
-    http: reqwest::Client,
+    fetcher: Fetcher,
+    /// `jwks_uri`, once discovery has found it.
+    discovered: RwLock<Option<Url>>,
     state: RwLock<CacheState>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -149,7 +212,7 @@ struct CacheState {
 }
 
 impl CacheState {
-    fn usable(&self, kid: Option<&str>, now: Instant) -> Option<Arc<KeySet>> {
+    fn fresh(&self, kid: Option<&str>, now: Instant) -> Option<Arc<KeySet>> {
         let keys = self.keys.as_ref()?;
         let fresh = self.expires.is_some_and(|e| now < e);
         let knows_kid = kid.is_none_or(|kid| keys.has_kid(kid));
@@ -158,106 +221,144 @@ impl CacheState {
 
     fn may_fetch(&self, now: Instant, refetch_gap: Duration) -> bool {
         let gap = if self.keys.is_some() { refetch_gap } else { MIN_RETRY_GAP };
-        self.last_attempt.is_none_or(|at| now.duration_since(at) >= gap)
+        self.last_attempt.is_none_or(|at| now.saturating_duration_since(at) >= gap)
+    }
+
+    /// The cached set while it is fresh, or expired for less than [`MAX_STALE`].
+    fn servable(&self, now: Instant) -> Option<Arc<KeySet>> {
+        let limit = self.expires?.checked_add(MAX_STALE)?;
+        (now < limit).then(|| self.keys.clone()).flatten()
     }
 }
 
 impl RemoteKeys {
-    pub fn new(url: String) -> Result<Self, JwksError> {
-        Self::with_refetch_gap(url, MIN_REFETCH_GAP)
+    pub fn new(location: KeyLocation) -> Result<Self, JwksError> {
+        Self::with_refetch_gap(location, MIN_REFETCH_GAP)
     }
 
     /// `refetch_gap`: least time between fetches once keys are cached
     /// (tests shorten it).
-    pub fn with_refetch_gap(url: String, refetch_gap: Duration) -> Result<Self, JwksError> {
-        let http =
-            reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().map_err(|e| JwksError::Fetch(e.to_string()))?;
-        Ok(RemoteKeys { url, refetch_gap, http, state: RwLock::default(), refresh: tokio::sync::Mutex::new(()) })
+    pub fn with_refetch_gap(location: KeyLocation, refetch_gap: Duration) -> Result<Self, JwksError> {
+        Ok(RemoteKeys {
+            location,
+            refetch_gap,
+            fetcher: Fetcher::new()?,
+            discovered: RwLock::default(),
+            state: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        })
     }
 
     fn snapshot(&self) -> CacheState {
         self.state.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    async fn warm_up(&self) -> Result<(), JwksError> {
+        let _guard = self.refresh.lock().await;
+        match self.refresh(Instant::now()).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_configuration() => Err(err),
+            Err(err) => {
+                tracing::warn!(error = %err, "JWKS fetch at init failed; requests will retry");
+                Ok(())
+            }
+        }
+    }
+
     async fn current(&self, kid: Option<&str>) -> Result<Arc<KeySet>, KeysUnavailable> {
-        if let Some(keys) = self.snapshot().usable(kid, Instant::now()) {
+        if let Some(keys) = self.snapshot().fresh(kid, Instant::now()) {
             return Ok(keys);
         }
         // One fetch at a time; whoever waited re-reads what it brought.
         let _guard = self.refresh.lock().await;
-        let state = self.snapshot();
         let now = Instant::now();
-        if let Some(keys) = state.usable(kid, now) {
+        let state = self.snapshot();
+        if let Some(keys) = state.fresh(kid, now) {
             return Ok(keys);
         }
-        if !state.may_fetch(now, self.refetch_gap) {
-            return state.keys.ok_or(KeysUnavailable);
+        if state.may_fetch(now, self.refetch_gap) {
+            match self.refresh(now).await {
+                Ok(keys) => return Ok(keys),
+                Err(err) => tracing::warn!(error = %err, "JWKS fetch failed; using the cached keys while they last"),
+            }
         }
+        let state = self.snapshot();
+        match state.servable(now) {
+            Some(keys) => Ok(keys),
+            None => {
+                if state.keys.is_some() {
+                    tracing::error!("the cached JWKS expired over 24 h ago and cannot be refreshed");
+                }
+                Err(KeysUnavailable)
+            }
+        }
+    }
+
+    /// Fetches the key set and caches it; the caller holds `refresh`.
+    async fn refresh(&self, now: Instant) -> Result<Arc<KeySet>, JwksError> {
         let fetched = self.fetch().await;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.last_attempt = Some(now);
-        match fetched {
-            Ok((keys, max_age)) => {
-                state.keys = Some(Arc::new(keys));
-                state.expires = Some(now + max_age);
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, url = %self.url, "JWKS fetch failed; using the cached keys if any")
-            }
-        }
-        state.keys.clone().ok_or(KeysUnavailable)
+        let (keys, max_age) = fetched?;
+        let keys = Arc::new(keys);
+        state.keys = Some(keys.clone());
+        state.expires = now.checked_add(max_age);
+        Ok(keys)
     }
 
     async fn fetch(&self) -> Result<(KeySet, Duration), JwksError> {
-        let fail = |e: reqwest::Error| JwksError::Fetch(e.without_url().to_string());
-        let mut response = self.http.get(&self.url).send().await.map_err(fail)?.error_for_status().map_err(fail)?;
-        let max_age = response
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(max_age)
-            .unwrap_or(DEFAULT_MAX_AGE)
-            .max(MIN_REFETCH_GAP);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(fail)? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(JwksError::Fetch("the JWKS is larger than 1 MiB".into()));
-            }
-            body.extend_from_slice(&chunk);
+        let url = self.jwks_url().await?;
+        let fetched = self.fetcher.get(&url).await?;
+        let max_age = fetched.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        Ok((KeySet::parse(&fetched.body)?, max_age))
+    }
+
+    async fn jwks_url(&self) -> Result<Url, JwksError> {
+        let (endpoint, issuer) = match &self.location {
+            KeyLocation::Jwks(url) => return Ok(url.clone()),
+            KeyLocation::Discovery { endpoint, issuer } => (endpoint, issuer),
+        };
+        if let Some(url) = self.discovered.read().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(url);
         }
-        Ok((KeySet::parse(&body)?, max_age))
+        let url = discover(&self.fetcher, endpoint, issuer).await?;
+        *self.discovered.write().unwrap_or_else(PoisonError::into_inner) = Some(url.clone());
+        Ok(url)
     }
 }
 
-/// `max-age` of a `Cache-Control` header.
-fn max_age(cache_control: &str) -> Option<Duration> {
-    cache_control.split(',').find_map(|directive| {
-        let (name, value) = directive.trim().split_once('=')?;
-        name.trim().eq_ignore_ascii_case("max-age").then_some(())?;
-        value.trim().trim_matches('"').parse().ok().map(Duration::from_secs)
-    })
+#[derive(Deserialize)]
+struct OpenIdConfiguration {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+/// The `jwks_uri` of the provider's OpenID configuration at `endpoint`,
+/// whose `issuer`, when it names one, must be `issuer`.
+async fn discover(fetcher: &Fetcher, endpoint: &Url, issuer: &str) -> Result<Url, JwksError> {
+    let fetched = fetcher.get(endpoint).await?;
+    let config: OpenIdConfiguration =
+        serde_json::from_slice(&fetched.body).map_err(|e| JwksError::Discovery(e.to_string()))?;
+    if let Some(found) = config.issuer.filter(|found| found != issuer) {
+        return Err(JwksError::IssuerMismatch { expected: issuer.to_owned(), found });
+    }
+    let jwks_uri = config.jwks_uri.ok_or_else(|| JwksError::Discovery("it has no jwks_uri".into()))?;
+    key_url(&jwks_uri).ok_or(JwksError::BadJwksUri(jwks_uri))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_max_age() {
-        assert_eq!(max_age("public, max-age=600, must-revalidate"), Some(Duration::from_secs(600)));
-        assert_eq!(max_age("Max-Age=\"5\""), Some(Duration::from_secs(5)));
-        assert_eq!(max_age("no-cache"), None);
-        assert_eq!(max_age("max-age=-1"), None);
-    }
+    const RSA: &str = r#"{"kty":"RSA","kid":"r","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}"#;
 
     #[test]
     fn keys_take_algorithms_from_themselves() {
-        let rsa = r#"{"kty":"RSA","kid":"r","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}"#;
         let es = r#"{"kty":"EC","kid":"e","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
-        let pinned = rsa.replace(r#""kid":"r""#, r#""kid":"p","alg":"RS384""#);
+        let pinned = RSA.replace(r#""kid":"r""#, r#""kid":"p","alg":"RS384""#);
         let hmac = r#"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#;
-        let enc = rsa.replace(r#""kid":"r""#, r#""kid":"x","use":"enc""#);
-        let json = format!(r#"{{"keys":[{rsa},{es},{pinned},{hmac},{enc}]}}"#);
+        let enc = RSA.replace(r#""kid":"r""#, r#""kid":"x","use":"enc""#);
+        let json = format!(r#"{{"keys":[{RSA},{es},{pinned},{hmac},{enc}]}}"#);
         let set = KeySet::parse(json.as_bytes()).unwrap();
         let count = |kid, alg| set.candidates(Some(kid), alg).count();
         assert_eq!(count("r", Algorithm::RS256), 1);
@@ -274,8 +375,40 @@ mod tests {
     }
 
     #[test]
+    fn one_odd_key_does_not_cost_the_set() {
+        let odd = [
+            r#"{"kty":"OKP","kid":"ed448","crv":"Ed448","x":"AAAA"}"#,
+            r#"{"kty":"EC","kid":"p521","crv":"P-521","x":"AAAA","y":"AAAA"}"#,
+            r#"{"kty":"EC","kid":"k1","crv":"secp256k1","x":"AAAA","y":"AAAA"}"#,
+            r#"{"kty":"RSA","kid":"oaep","alg":"RSA-OAEP-512","n":"AQAB","e":"AQAB"}"#,
+            r#"{"kty":"RSA","kid":"typed","n":12345,"e":"AQAB"}"#,
+            r#"{"kty":"RSA","kid":"x5c","x5c":"not a list","n":"AQAB","e":"AQAB"}"#,
+            r#"{"kty":"XYZ","kid":"unknown"}"#,
+            r#""a string""#,
+            "null",
+        ];
+        let json = format!(r#"{{"keys":[{},{RSA}]}}"#, odd.join(","));
+        let set = KeySet::parse(json.as_bytes()).unwrap();
+        assert!(set.has_kid("r"));
+        assert_eq!(set.keys.len(), 1);
+        let only_odd = format!(r#"{{"keys":[{}]}}"#, odd.join(","));
+        assert!(matches!(KeySet::parse(only_odd.as_bytes()), Err(JwksError::NoUsableKey)));
+    }
+
+    #[test]
     fn a_set_without_usable_keys_is_an_error() {
         assert!(matches!(KeySet::parse(br#"{"keys":[]}"#), Err(JwksError::NoUsableKey)));
         assert!(matches!(KeySet::parse(b"not json"), Err(JwksError::Json(_))));
+        assert!(matches!(KeySet::parse(br#"{"keys":{}}"#), Err(JwksError::Json(_))));
+    }
+
+    #[test]
+    fn stale_keys_serve_for_a_day_at_most() {
+        let keys = Arc::new(KeySet::parse(format!(r#"{{"keys":[{RSA}]}}"#).as_bytes()).unwrap());
+        let now = Instant::now();
+        let state = |expires| CacheState { keys: Some(keys.clone()), expires, last_attempt: Some(now) };
+        assert!(state(Some(now)).servable(now + MAX_STALE - Duration::from_secs(1)).is_some());
+        assert!(state(Some(now)).servable(now + MAX_STALE).is_none());
+        assert!(state(None).servable(now).is_none(), "an expiry past Instant's range never served");
     }
 }

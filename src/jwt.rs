@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::{AuthConfig, KeySource};
 use crate::ids::UserId;
-use crate::jwks::{JwksError, KeySet, Keys, RemoteKeys, SUPPORTED};
+use crate::jwks::{JwksError, KeyLocation, KeySet, Keys, RemoteKeys, SUPPORTED};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 60;
@@ -34,7 +34,11 @@ impl JwtVerifier {
     pub fn new(config: &AuthConfig) -> Result<Self, JwksError> {
         let keys = match &config.keys {
             KeySource::Inline(json) => Keys::Static(Arc::new(KeySet::parse(json.as_bytes())?)),
-            KeySource::Url(url) => Keys::Remote(RemoteKeys::new(url.clone())?),
+            KeySource::Url(url) => Keys::Remote(Box::new(RemoteKeys::new(KeyLocation::Jwks(url.clone()))?)),
+            KeySource::Discovery(endpoint) => Keys::Remote(Box::new(RemoteKeys::new(KeyLocation::Discovery {
+                endpoint: endpoint.clone(),
+                issuer: config.issuer.clone(),
+            })?)),
         };
         Ok(Self::with_keys(config, keys))
     }
@@ -57,8 +61,7 @@ impl JwtVerifier {
     }
 
     pub async fn warm_up(&self) -> Result<(), JwksError> {
-        self.keys.warm_up().await;
-        Ok(())
+        self.keys.warm_up().await
     }
 
     /// The caller's user id, if `token` is valid.

@@ -1,27 +1,24 @@
 //! JWT verification against forged, expired and confused tokens, and the
 //! remote JWKS cache against a local key server.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::idp::{Idp, Reply};
+use common::now;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use netbird_delete_token::config::{AuthConfig, KeySource};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
-use netbird_delete_token::jwks::{Keys, RemoteKeys};
+use netbird_delete_token::jwks::{KeyLocation, Keys, RemoteKeys};
 use netbird_delete_token::jwt::{JwtError, JwtVerifier};
+use reqwest::Url;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const ISSUER: &str = "https://idp.test/";
 const AUDIENCE: &str = "netbird";
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
 
 fn claims() -> Value {
     json!({ "sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 300 })
@@ -170,75 +167,49 @@ impl RsaModulus for jsonwebtoken::jwk::Jwk {
     }
 }
 
-/// A JWKS endpoint on 127.0.0.1 that counts its requests.
-struct KeyServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    body: Arc<Mutex<String>>,
-}
-
-async fn key_server(body: String) -> KeyServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let body = Arc::new(Mutex::new(body));
-    let (h, b) = (hits.clone(), body.clone());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            h.fetch_add(1, Ordering::SeqCst);
-            let body = b.lock().unwrap().clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: public, max-age=3600\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    KeyServer { url, hits, body }
-}
-
 #[tokio::test]
 async fn remote_keys_are_fetched_once_and_cached() {
     let old = DevKey::generate_es256("old").unwrap();
-    let server = key_server(old.jwks_json().unwrap()).await;
-    let config = config(KeySource::Url(server.url.clone()));
-    let keys = Keys::Remote(RemoteKeys::with_refetch_gap(server.url.clone(), Duration::from_millis(300)).unwrap());
+    let idp = Idp::start().await;
+    let keys_at = |body: String| Reply::json(body).with_header("cache-control", "public, max-age=3600");
+    idp.set("/jwks.json", keys_at(old.jwks_json().unwrap()));
+    let url = Url::parse(&idp.url("/jwks.json")).unwrap();
+    let config = config(KeySource::Url(url.clone()));
+    let gap = Duration::from_millis(300);
+    let keys = Keys::Remote(Box::new(RemoteKeys::with_refetch_gap(KeyLocation::Jwks(url), gap).unwrap()));
     let verifier = JwtVerifier::with_keys(&config, keys);
     verifier.warm_up().await.unwrap();
-    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "fetched at warm-up");
+    let hits = || idp.hits("/jwks.json");
+    assert_eq!(hits(), 1, "fetched at warm-up");
     for _ in 0..5 {
         assert_eq!(verifier.verify(&old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
     }
-    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "served from the cache");
+    assert_eq!(hits(), 1, "served from the cache");
 
     // The IdP rotates its key. A token with the new kid triggers one
     // refetch, but not before the gap has passed.
     let new = DevKey::generate_es256("new").unwrap();
-    *server.body.lock().unwrap() = jwks_json(&[&old, &new]).unwrap();
+    idp.set("/jwks.json", keys_at(jwks_json(&[&old, &new]).unwrap()));
     let rotated = new.sign(&claims()).unwrap();
     assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
     assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
-    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "no refetch within the gap");
+    assert_eq!(hits(), 1, "no refetch within the gap");
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
     assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
-    assert_eq!(server.hits.load(Ordering::SeqCst), 2, "one refetch for the new kid");
+    assert_eq!(hits(), 2, "one refetch for the new kid");
     // Unknown kids cannot make it fetch in a loop.
     let stranger = DevKey::generate_es256("stranger").unwrap().sign(&claims()).unwrap();
     for _ in 0..5 {
         assert_eq!(verifier.verify(&stranger).await, Err(JwtError::Invalid));
     }
-    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(hits(), 2);
 }
 
 #[tokio::test]
 async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let url = Url::parse(&format!("http://{}/jwks.json", listener.local_addr().unwrap())).unwrap();
     drop(listener); // nothing listens there now
     let verifier = JwtVerifier::new(&config(KeySource::Url(url))).unwrap();
     verifier.warm_up().await.unwrap(); // logs, does not fail

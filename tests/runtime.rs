@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::faults::{rounds, Fault, FaultProxy};
+use common::idp::{Idp, Reply};
 use common::runtime_api::{Function, RuntimeApi};
 use common::*;
 use serde_json::{json, Value};
@@ -199,4 +200,40 @@ async fn no_secret_reaches_the_log_at_trace_level() {
             assert!(!everything.contains(secret), "{what} reached the log with {asked:?}");
         }
     }
+}
+
+/// `AUTH_OIDC_CONFIG_ENDPOINT`: the keys come from the configuration's
+/// `jwks_uri`; a configuration that names another issuer stops init.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_found_by_oidc_discovery() {
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.live_token("o", "o-t").await;
+    let idp = Idp::start().await;
+    idp.set("/certs", Reply::json(stack.keys.jwks()));
+    let configuration = |issuer: &str| json!({ "issuer": issuer, "jwks_uri": idp.url("/certs") }).to_string();
+    let env_with = |discovery: String| {
+        let mut env = stack.function_env(&endpoint());
+        env.retain(|(k, _)| *k != "AUTH_JWKS");
+        env.push(("AUTH_OIDC_CONFIG_ENDPOINT", discovery));
+        env
+    };
+
+    idp.set("/good/.well-known/openid-configuration", Reply::json(configuration(ISSUER)));
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(binary(), &runtime, &env_with(idp.url("/good/.well-known/openid-configuration")));
+    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+    let auth = format!("Bearer {}", stack.keys.jwt("o"));
+    let got = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+    assert_eq!((got.status, got.body), (200, json!({})));
+    assert!(stack.token_item("o", "o-t").await.is_none());
+    function.stop().await;
+
+    idp.set("/evil/.well-known/openid-configuration", Reply::json(configuration("https://evil.example/")));
+    let runtime = RuntimeApi::start().await;
+    let mut function =
+        Function::spawn(binary(), &runtime, &env_with(idp.url("/evil/.well-known/openid-configuration")));
+    assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1));
+    let lines = function.stop().await;
+    assert!(lines.iter().any(|l| l.contains("https://evil.example/") && l.contains("AUTH_ISSUER")), "{lines:#?}");
 }

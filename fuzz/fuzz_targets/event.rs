@@ -10,7 +10,7 @@ use netbird_delete_token::config::Config;
 use netbird_delete_token::devkeys::DevKey;
 use netbird_delete_token::entry::handle_event;
 use netbird_delete_token::handler::App;
-use netbird_delete_token::store;
+use netbird_delete_token::sdk;
 use serde_json::value::RawValue;
 
 struct Setup {
@@ -38,7 +38,7 @@ fn setup() -> &'static Setup {
         // Nothing listens on port 9, and nothing retries: a request that
         // gets as far as DynamoDB (a seed's well-formed PAT) fails at once.
         let client = runtime.block_on(async {
-            let shared = store::sdk_config()
+            let shared = sdk::sdk_config()
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .region(Region::new("us-east-1"))
                 .credentials_provider(Credentials::new("fuzz", "fuzz", None, None, "fuzz"))

@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod http1;
+pub mod idp;
 pub mod runtime_api;
 
 use std::collections::HashMap;

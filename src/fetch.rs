@@ -1,0 +1,105 @@
+//! Fetching the identity provider's documents (its OpenID configuration
+//! and its key set, contract §6): `https://` only (plain `http://` to a
+//! loopback host), no redirect to another scheme or host, at most 1 MiB
+//! in at most 3 s.
+
+use std::time::Duration;
+
+use reqwest::redirect::{Attempt, Policy};
+use reqwest::Url;
+
+use crate::config::key_url;
+
+const MAX_BYTES: usize = 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_REDIRECTS: usize = 5;
+
+/// A document and how long its server says it may be cached.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, as sent (callers clamp it).
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0} is not an https:// URL (http:// only for a loopback host)")]
+    NotHttps(String),
+    #[error("the document is larger than 1 MiB")]
+    TooLarge,
+    #[error("{0}")]
+    Http(String),
+}
+
+pub struct Fetcher {
+    http: reqwest::Client,
+}
+
+impl Fetcher {
+    pub fn new() -> Result<Self, FetchError> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(Policy::custom(same_origin_redirects))
+            .build()
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        Ok(Fetcher { http })
+    }
+
+    pub async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
+        if key_url(url.as_str()).is_none() {
+            return Err(FetchError::NotHttps(url.to_string()));
+        }
+        let fail = |e: reqwest::Error| FetchError::Http(e.without_url().to_string());
+        let mut response = self.http.get(url.clone()).send().await.map_err(fail)?.error_for_status().map_err(fail)?;
+        let max_age =
+            response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            if body.len() + chunk.len() > MAX_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { body, max_age })
+    }
+}
+
+/// A redirect is followed only to the same scheme and host: never from
+/// https down to http, never to another server.
+fn same_origin_redirects(attempt: Attempt<'_>) -> reqwest::redirect::Action {
+    let Some(first) = attempt.previous().first() else { return attempt.stop() };
+    let same = attempt.url().scheme() == first.scheme() && attempt.url().host_str() == first.host_str();
+    if !same {
+        let error =
+            format!("refused a redirect to another scheme or host ({})", attempt.url().origin().ascii_serialization());
+        attempt.error(error)
+    } else if attempt.previous().len() > MAX_REDIRECTS {
+        attempt.error("too many redirects")
+    } else {
+        attempt.follow()
+    }
+}
+
+/// `max-age` of a `Cache-Control` header, in whole seconds.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.trim().eq_ignore_ascii_case("max-age").then_some(())?;
+        value.trim().trim_matches('"').parse().ok().map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(max_age("public, max-age=600, must-revalidate"), Some(Duration::from_secs(600)));
+        assert_eq!(max_age("Max-Age=\"5\""), Some(Duration::from_secs(5)));
+        assert_eq!(max_age("max-age=18446744073709551615"), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(max_age("max-age=18446744073709551616"), None);
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=-1"), None);
+    }
+}

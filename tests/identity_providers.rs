@@ -1,0 +1,340 @@
+//! The key sets, OpenID configurations and tokens of real identity
+//! providers, in the shapes they publish them, served over HTTP from
+//! 127.0.0.1: each must verify its own tokens, whatever else its key set
+//! holds. Then what a provider (or whoever sits in its place) may send
+//! that must not hurt: hostile cache headers, redirects elsewhere, a
+//! configuration that names another issuer.
+
+mod common;
+
+use aws_lc_rs::rsa::KeySize;
+use common::idp::{Idp, Reply};
+use common::now;
+use jsonwebtoken::Algorithm;
+use netbird_delete_token::config::{key_url, AuthConfig, KeySource};
+use netbird_delete_token::devkeys::DevKey;
+use netbird_delete_token::jwks::JwksError;
+use netbird_delete_token::jwt::{JwtError, JwtVerifier};
+use serde_json::{json, Value};
+
+/// A certificate chain member as providers publish it (base64 DER); the
+/// function reads keys from `n`/`e`, `x`/`y`, and only parses `x5c`.
+const X5C: &str = "MIICrTCCAZUCBgGMPwRyLTANBgkqhkiG9w0BAQsFADAaMRgwFgYDVQQDDA9uZXRiaXJkLWxvY2FsAA==";
+
+/// `key`'s public JWK with `members` set (a `null` removes one).
+fn jwk(key: &DevKey, members: Value) -> Value {
+    let mut jwk = serde_json::to_value(key.jwk().unwrap()).unwrap();
+    for (name, value) in members.as_object().unwrap() {
+        match value {
+            Value::Null => {
+                jwk.as_object_mut().unwrap().remove(name);
+            }
+            value => jwk[name] = value.clone(),
+        }
+    }
+    jwk
+}
+
+/// Keys no provider of this function's signs with, which real key sets
+/// hold beside their signing keys.
+fn odd_keys() -> Vec<Value> {
+    vec![
+        json!({"kty": "OKP", "crv": "Ed448", "kid": "ed448", "x": "X9dEm1m0Yf0s54fsYWrUah2hNCSFpw4fig6nXYDpZ3jt8SR2m0bHBhvWeD3x5Q9s0foavq_oJWGA"}),
+        json!({"kty": "EC", "crv": "P-521", "kid": "p521", "x": "AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt", "y": "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1"}),
+        json!({"kty": "EC", "crv": "secp256k1", "kid": "k1", "x": "gi0g9DzM2SvjVV7iD_upIuuJ7FjOgO6zPpJnFq-0x0w", "y": "eITi4Q6gE9qtdDqLm0bu-sQfpI8gp8eMgXhd9XMuQ7M"}),
+        json!({"kty": "RSA", "kid": "oaep512", "alg": "RSA-OAEP-512", "use": "enc", "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw", "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "typo", "n": 1234, "e": "AQAB"}),
+    ]
+}
+
+/// What one provider publishes and issues, and how NetBird is set up for it.
+struct Provider {
+    name: &'static str,
+    issuer: String,
+    audience: &'static str,
+    user_id_claim: &'static str,
+    key_set: Value,
+    cache_control: &'static str,
+    claims: Value,
+    /// The user id the token names.
+    user: &'static str,
+}
+
+impl Provider {
+    /// Serves the key set at `/keys` and verifies a token signed by `key`.
+    async fn verify(&self, key: &DevKey) -> Result<String, JwtError> {
+        let idp = Idp::start().await;
+        idp.set("/keys", Reply::json(self.key_set.to_string()).with_header("cache-control", self.cache_control));
+        let config = AuthConfig {
+            issuer: self.issuer.clone(),
+            audiences: vec![self.audience.into()],
+            keys: KeySource::Url(key_url(&idp.url("/keys")).unwrap()),
+            user_id_claim: self.user_id_claim.into(),
+        };
+        let verifier = JwtVerifier::new(&config).unwrap();
+        verifier.warm_up().await.unwrap();
+        let token = key.sign(&self.claims).unwrap();
+        let got = verifier.verify(&token).await.map(|id| id.to_string());
+        assert_eq!(idp.hits("/keys"), 1, "{}: one fetch", self.name);
+        got
+    }
+}
+
+#[tokio::test]
+async fn keycloak_with_a_4096_bit_key_and_an_encryption_key() {
+    let key = DevKey::generate_rsa_of("kc-sig-4096", Algorithm::RS256, KeySize::Rsa4096).unwrap();
+    let enc = DevKey::generate_rsa("kc-enc", Algorithm::RS256).unwrap();
+    let issuer = "https://keycloak.example/realms/netbird".to_owned();
+    let provider = Provider {
+        name: "Keycloak",
+        issuer: issuer.clone(),
+        audience: "netbird-client",
+        user_id_claim: "sub",
+        key_set: json!({"keys": [
+            jwk(&key, json!({"use": "sig", "alg": "RS256", "x5c": [X5C], "x5t": "Jk8nZHMcc9Xr3Rm3Lhv6ShKXQk8", "x5t#S256": "vbcbmYR6fo_E5Z6j3dNwVHhSH8cdzCLXZ2ZSXcL1Ybk"})),
+            jwk(&enc, json!({"use": "enc", "alg": "RSA-OAEP", "x5c": [X5C], "x5t": "3T3xUzS1m1P4lVcrNeEIZWV3QnQ", "x5t#S256": "bKxVnMrTQzw2DlnZVDEwqx5ZRvvd02Z4w1ALsYB8mq8"})),
+        ]}),
+        cache_control: "no-cache",
+        claims: json!({
+            "exp": now() + 300, "iat": now(), "auth_time": now(), "jti": "8e2f7e0c-9f5e-4b33-9f1a-1d0c1b2f3a4b",
+            "iss": issuer, "aud": ["netbird-client", "account"], "sub": "f3d6b1de-5b3a-4a8f-9a6e-2a1b0c9d8e7f",
+            "typ": "Bearer", "azp": "netbird-client", "session_state": "s", "scope": "openid profile email",
+            "email_verified": true, "preferred_username": "alice"
+        }),
+        user: "f3d6b1de-5b3a-4a8f-9a6e-2a1b0c9d8e7f",
+    };
+    assert_eq!(provider.verify(&key).await.as_deref(), Ok(provider.user));
+}
+
+#[tokio::test]
+async fn entra_id_keys_without_alg_and_the_user_in_oid() {
+    let key = DevKey::generate_rsa("nOo3ZDrODXEK1jKWhXslHR_KXEg", Algorithm::RS256).unwrap();
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let issuer = format!("https://login.microsoftonline.com/{tenant}/v2.0");
+    let provider = Provider {
+        name: "Entra ID",
+        issuer: issuer.clone(),
+        audience: "6731de76-14a6-49ae-97bc-6eba6914391e",
+        user_id_claim: "oid",
+        key_set: json!({"keys": [
+            jwk(&key, json!({"alg": null, "use": "sig", "x5t": "nOo3ZDrODXEK1jKWhXslHR_KXEg", "x5c": [X5C],
+                             "cloud_instance_name": "microsoftonline.com", "issuer": issuer})),
+        ]}),
+        cache_control: "max-age=86400, private",
+        claims: json!({
+            "aud": "6731de76-14a6-49ae-97bc-6eba6914391e", "iss": issuer, "iat": now(), "nbf": now(), "exp": now() + 300,
+            "name": "Alice", "oid": "00000000-0000-0000-66f3-3332eca7ea81", "preferred_username": "alice@contoso.com",
+            "rh": "0.AAAA", "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "tid": tenant, "uti": "u", "ver": "2.0"
+        }),
+        user: "00000000-0000-0000-66f3-3332eca7ea81",
+    };
+    assert_eq!(provider.verify(&key).await.as_deref(), Ok(provider.user));
+}
+
+#[tokio::test]
+async fn auth0_subjects_with_a_pipe_and_audiences_with_userinfo() {
+    let key = DevKey::generate_rsa("NkJCQzIyQzRBMEU4NjhGNUU4MzU4RkY0M0ZDQzkwOUQ0Q0VGNUMwQg", Algorithm::RS256).unwrap();
+    let issuer = "https://netbird.eu.auth0.com/".to_owned();
+    let provider = Provider {
+        name: "Auth0",
+        issuer: issuer.clone(),
+        audience: "https://api.netbird.example",
+        user_id_claim: "sub",
+        key_set: json!({"keys": [
+            jwk(&key, json!({"use": "sig", "alg": "RS256", "x5t": "NkJCQzIyQzRBMEU4NjhGNUU4MzU4RkY0M0ZDQzkwOUQ0Q0VGNUMwQg", "x5c": [X5C]})),
+        ]}),
+        cache_control: "public, max-age=15, stale-while-revalidate=15, stale-if-error=86400",
+        claims: json!({
+            "iss": issuer, "sub": "google-oauth2|110539841234567890123",
+            "aud": ["https://api.netbird.example", "https://netbird.eu.auth0.com/userinfo"],
+            "iat": now(), "exp": now() + 300, "azp": "p4E6a2lDdRBZW6Pq9cH5GtUqrXoSDm2N", "scope": "openid profile email"
+        }),
+        user: "google-oauth2|110539841234567890123",
+    };
+    assert_eq!(provider.verify(&key).await.as_deref(), Ok(provider.user));
+}
+
+#[tokio::test]
+async fn zitadel_numeric_key_ids_and_audiences_of_ids() {
+    let key = DevKey::generate_rsa("257732470416039938", Algorithm::RS256).unwrap();
+    let issuer = "https://netbird-xyz.zitadel.cloud".to_owned();
+    let provider = Provider {
+        name: "Zitadel",
+        issuer: issuer.clone(),
+        audience: "257732470416105474",
+        user_id_claim: "sub",
+        key_set: json!({"keys": [jwk(&key, json!({"use": "sig", "alg": "RS256"}))]}),
+        cache_control: "max-age=300",
+        claims: json!({
+            "aud": ["257732470416105474@netbird", "257732470416105474", "257732470416039937"],
+            "amr": ["pwd"], "azp": "257732470416105474@netbird", "client_id": "257732470416105474@netbird",
+            "exp": now() + 300, "iat": now(), "iss": issuer, "jti": "257732516519960578", "nbf": now(),
+            "sub": "257732470416170018", "urn:zitadel:iam:org:project:roles": {"admin": {"257732470416039937": "netbird"}}
+        }),
+        user: "257732470416170018",
+    };
+    assert_eq!(provider.verify(&key).await.as_deref(), Ok(provider.user));
+}
+
+#[tokio::test]
+async fn okta_beside_keys_this_function_cannot_use() {
+    let key = DevKey::generate_rsa("Zq2Y0eU1j5fP8xBUhZ0OqCgZqXyM4H2oQxw6Hk3Dq1E", Algorithm::RS256).unwrap();
+    let issuer = "https://dev-123456.okta.com/oauth2/default".to_owned();
+    let mut keys = odd_keys();
+    keys.push(jwk(&key, json!({"use": "sig", "alg": "RS256"})));
+    let provider = Provider {
+        name: "Okta",
+        issuer: issuer.clone(),
+        audience: "api://default",
+        user_id_claim: "uid",
+        key_set: json!({ "keys": keys }),
+        cache_control: "max-age=5336, must-revalidate",
+        claims: json!({
+            "ver": 1, "jti": "AT.abc", "iss": issuer, "aud": "api://default", "iat": now(), "exp": now() + 300,
+            "cid": "0oa1b2c3d4", "uid": "00u1a2b3c4d5e6f7g8h9", "scp": ["openid", "email"], "sub": "alice@example.com"
+        }),
+        user: "00u1a2b3c4d5e6f7g8h9",
+    };
+    assert_eq!(provider.verify(&key).await.as_deref(), Ok(provider.user));
+}
+
+/// Whatever `Cache-Control` says, init and requests go on: `max-age` is
+/// clamped to 30 s..24 h.
+#[tokio::test]
+async fn hostile_cache_headers_are_clamped_never_a_panic() {
+    let key = DevKey::generate_es256("es").unwrap();
+    for cache_control in [
+        "max-age=9223372036854775807",
+        "max-age=18446744073709551615",
+        "max-age=99999999999999999999999",
+        "max-age=0",
+        "max-age=-5",
+        "max-age=",
+        "max-age=1e9",
+        "public, max-age=\"nope\", max-age=7",
+        "max-age=\u{e9}\u{e9}",
+    ] {
+        let provider = Provider {
+            name: "hostile cache",
+            issuer: "https://idp.test/".into(),
+            audience: "netbird",
+            user_id_claim: "sub",
+            key_set: json!({"keys": [jwk(&key, json!({}))]}),
+            cache_control,
+            claims: json!({"iss": "https://idp.test/", "aud": "netbird", "sub": "u", "exp": now() + 300}),
+            user: "u",
+        };
+        assert_eq!(provider.verify(&key).await.as_deref(), Ok("u"), "{cache_control:?}");
+    }
+}
+
+fn claims(issuer: &str) -> Value {
+    json!({"iss": issuer, "aud": "netbird", "sub": "u-1", "iat": now(), "exp": now() + 300})
+}
+
+fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {
+    AuthConfig {
+        issuer: issuer.into(),
+        audiences: vec!["netbird".into()],
+        keys: KeySource::Discovery(key_url(endpoint).unwrap()),
+        user_id_claim: "sub".into(),
+    }
+}
+
+const WELL_KNOWN: &str = "/realms/netbird/.well-known/openid-configuration";
+
+/// An OpenID configuration as Keycloak publishes it.
+fn openid_configuration(idp: &Idp, issuer: &str, jwks_uri: &str) -> String {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": idp.url("/realms/netbird/protocol/openid-connect/auth"),
+        "token_endpoint": idp.url("/realms/netbird/protocol/openid-connect/token"),
+        "jwks_uri": jwks_uri,
+        "response_types_supported": ["code", "none", "id_token", "token", "id_token token"],
+        "subject_types_supported": ["public", "pairwise"],
+        "id_token_signing_alg_values_supported": ["PS384", "ES384", "RS384", "HS256", "HS512", "ES256", "RS256"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "password"],
+        "code_challenge_methods_supported": ["plain", "S256"]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn discovery_finds_the_key_set() {
+    let key = DevKey::generate_es256("k").unwrap();
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/netbird");
+    let jwks_uri = idp.url("/realms/netbird/protocol/openid-connect/certs");
+    idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, &issuer, &jwks_uri)));
+    idp.set("/realms/netbird/protocol/openid-connect/certs", Reply::json(key.jwks_json().unwrap()));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), &issuer)).unwrap();
+    verifier.warm_up().await.unwrap();
+    assert_eq!(verifier.verify(&key.sign(&claims(&issuer)).unwrap()).await.map(|u| u.to_string()), Ok("u-1".into()));
+    assert_eq!((idp.hits(WELL_KNOWN), idp.hits("/realms/netbird/protocol/openid-connect/certs")), (1, 1));
+}
+
+#[tokio::test]
+async fn discovery_of_another_issuer_stops_init() {
+    let idp = Idp::start().await;
+    let jwks_uri = idp.url("/certs");
+    idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, "https://evil.example/", &jwks_uri)));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/")).unwrap();
+    let err = verifier.warm_up().await.unwrap_err();
+    assert!(matches!(err, JwksError::IssuerMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("https://evil.example/"), "{err}");
+    assert_eq!(idp.hits("/certs"), 0, "no key set is fetched from it");
+}
+
+#[tokio::test]
+async fn discovery_of_a_plain_http_key_set_stops_init() {
+    let idp = Idp::start().await;
+    let issuer = "https://idp.test/";
+    idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, issuer, "http://idp.test/certs")));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer)).unwrap();
+    assert!(matches!(verifier.warm_up().await, Err(JwksError::BadJwksUri(_))));
+}
+
+#[tokio::test]
+async fn an_unreadable_configuration_is_retried_not_fatal() {
+    let key = DevKey::generate_es256("k").unwrap();
+    let idp = Idp::start().await;
+    let issuer = "https://idp.test/";
+    idp.set(WELL_KNOWN, Reply::json("<html>maintenance</html>"));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer)).unwrap();
+    verifier.warm_up().await.unwrap();
+    let token = key.sign(&claims(issuer)).unwrap();
+    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, issuer, &idp.url("/certs"))));
+    idp.set("/certs", Reply::json(key.jwks_json().unwrap()));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the retry gap before any keys
+    assert_eq!(verifier.verify(&token).await.map(|u| u.to_string()), Ok("u-1".into()));
+}
+
+#[tokio::test]
+async fn redirects_stay_on_their_scheme_and_host() {
+    let key = DevKey::generate_es256("k").unwrap();
+    let issuer = "https://idp.test/";
+    let idp = Idp::start().await;
+    idp.set("/moved", Reply::redirect("/keys"));
+    idp.set("/keys", Reply::json(key.jwks_json().unwrap()));
+    // Same scheme and host, another name for this machine: refused.
+    idp.set("/elsewhere", Reply::redirect(&format!("http://localhost:{}/keys", idp.port)));
+    let verify_from = |path: &str| {
+        let config = AuthConfig {
+            issuer: issuer.into(),
+            audiences: vec!["netbird".into()],
+            keys: KeySource::Url(key_url(&idp.url(path)).unwrap()),
+            user_id_claim: "sub".into(),
+        };
+        let token = key.sign(&claims(issuer)).unwrap();
+        async move {
+            let verifier = JwtVerifier::new(&config).unwrap();
+            verifier.warm_up().await.unwrap();
+            verifier.verify(&token).await.map(|u| u.to_string())
+        }
+    };
+    assert_eq!(verify_from("/moved").await, Ok("u-1".into()));
+    assert_eq!(idp.hits("/keys"), 1);
+    assert_eq!(verify_from("/elsewhere").await, Err(JwtError::KeysUnavailable));
+    assert_eq!(idp.hits("/keys"), 1, "the other host was never asked");
+}
