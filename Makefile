@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test setup lint unit-and-integration validate build sam-build deploy bench fuzz fuzz-short token clean
+.PHONY: run test setup lint unit-and-integration validate build sam-build deploy smoke bench fuzz fuzz-short token clean
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
@@ -49,6 +49,10 @@ sam-build: setup
 ## make deploy: sam build + sam deploy (guided the first time)
 deploy: sam-build
 	if grep -q '^\[default.deploy' samconfig.toml; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
+
+## make smoke URL=https://... [TOKEN=jwt-or-pat] [USER_ID=...]: checks a deployed stack, deleting nothing
+smoke:
+	tests/tools/smoke
 
 ## make fuzz: every fuzz target for FUZZ_SECONDS each (default 120); make test runs 10 s each
 FUZZ_SECONDS ?= 120

@@ -71,7 +71,7 @@ async fn the_function_under_cargo_lambda_watch() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(&cargo_lambda)
-        .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args(["lambda", "watch", "--disable-cors", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
         .arg("--env-file")
         .arg(&env_file)
         .current_dir(root)
@@ -119,5 +119,25 @@ async fn the_function_under_cargo_lambda_watch() {
         assert_eq!(got.2, "application/json", "{path}");
     }
     assert_eq!(stack.tokens().await, vec![("a".into(), "a-login".into()), ("u".into(), "u-t".into())]);
+
+    // `make smoke` against this stack: every check passes and nothing is deleted.
+    let smoke = |vars: &[(&str, String)]| {
+        let mut command = std::process::Command::new(root.join("tests/tools/smoke"));
+        command.env_remove("TOKEN").env_remove("USER_ID").envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
+        let out = command.output().expect("the smoke script runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, lines) = smoke(&[("URL", base.clone()), ("TOKEN", stack.keys.jwt("a"))]);
+    assert!(ok, "{lines}");
+    assert_eq!(lines.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{lines}");
+    let (ok, lines) = smoke(&[("URL", format!("{base}/")), ("TOKEN", admin_pat.clone()), ("USER_ID", "a".into())]);
+    assert!(ok, "{lines}");
+    assert!(lines.contains("404 pat: smoke-"), "{lines}");
+    assert!(!lines.contains(&admin_pat), "the token is never printed");
+    assert_eq!(stack.tokens().await, vec![("a".into(), "a-login".into()), ("u".into(), "u-t".into())]);
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (ok, lines) = smoke(&[("URL", format!("http://{nowhere}"))]);
+    assert!(!ok, "{lines}");
+    assert_eq!(lines.lines().filter(|l| l.starts_with("FAIL ")).count(), 3, "{lines}");
     let _ = std::fs::remove_file(env_file);
 }
