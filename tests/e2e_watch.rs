@@ -71,7 +71,15 @@ async fn the_function_under_cargo_lambda_watch() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(&cargo_lambda)
-        .args(["lambda", "watch", "--disable-cors", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args([
+            "lambda",
+            "watch",
+            "--disable-cors",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
         .arg("--env-file")
         .arg(&env_file)
         .current_dir(root)
