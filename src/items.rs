@@ -99,27 +99,27 @@ impl UserItem {
     /// string `userId` and `accountId` the row is unusable.
     pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
         Ok(UserItem {
-            user_id: required_s(item, attr::USER_ID)?.into(),
-            account_id: required_s(item, attr::ACCOUNT_ID)?.into(),
-            role: s(item, attr::ROLE).map_or(Role::Other(String::new()), Role::parse),
-            is_service_user: flag(item, attr::IS_SERVICE_USER, false),
-            service_user_name: s(item, attr::SERVICE_USER_NAME).map(str::to_owned),
-            blocked: flag(item, attr::BLOCKED, true),
-            pending_approval: flag(item, attr::PENDING_APPROVAL, true),
+            user_id: required_string_at(item, attr::USER_ID)?.into(),
+            account_id: required_string_at(item, attr::ACCOUNT_ID)?.into(),
+            role: string_at(item, attr::ROLE).map_or(Role::Other(String::new()), Role::parse),
+            is_service_user: flag_at(item, attr::IS_SERVICE_USER, false),
+            service_user_name: string_at(item, attr::SERVICE_USER_NAME).map(str::to_owned),
+            blocked: flag_at(item, attr::BLOCKED, true),
+            pending_approval: flag_at(item, attr::PENDING_APPROVAL, true),
         })
     }
 
     pub fn to_item(&self) -> Item {
         let mut item = Item::from([
-            (attr::USER_ID.into(), S(self.user_id.as_str())),
-            (attr::ACCOUNT_ID.into(), S(self.account_id.as_str())),
-            (attr::ROLE.into(), S(self.role.as_str())),
+            (attr::USER_ID.into(), string_value(self.user_id.as_str())),
+            (attr::ACCOUNT_ID.into(), string_value(self.account_id.as_str())),
+            (attr::ROLE.into(), string_value(self.role.as_str())),
             (attr::IS_SERVICE_USER.into(), AttributeValue::Bool(self.is_service_user)),
             (attr::BLOCKED.into(), AttributeValue::Bool(self.blocked)),
             (attr::PENDING_APPROVAL.into(), AttributeValue::Bool(self.pending_approval)),
         ]);
         if let Some(name) = &self.service_user_name {
-            item.insert(attr::SERVICE_USER_NAME.into(), S(name));
+            item.insert(attr::SERVICE_USER_NAME.into(), string_value(name));
         }
         item
     }
@@ -144,25 +144,25 @@ pub struct TokenItem {
 impl TokenItem {
     pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
         Ok(TokenItem {
-            user_id: required_s(item, attr::USER_ID)?.into(),
-            token_id: required_s(item, attr::TOKEN_ID)?.into(),
-            account_id: required_s(item, attr::ACCOUNT_ID)?.into(),
-            name: s(item, attr::NAME).unwrap_or_default().to_owned(),
-            hashed_token: required_s(item, attr::HASHED_TOKEN)?.to_owned(),
-            expires_at: n(item, attr::EXPIRES_AT),
-            created_at: n(item, attr::CREATED_AT),
-            created_by: s(item, attr::CREATED_BY).map(UserId::from),
-            last_used: n(item, attr::LAST_USED),
+            user_id: required_string_at(item, attr::USER_ID)?.into(),
+            token_id: required_string_at(item, attr::TOKEN_ID)?.into(),
+            account_id: required_string_at(item, attr::ACCOUNT_ID)?.into(),
+            name: string_at(item, attr::NAME).unwrap_or_default().to_owned(),
+            hashed_token: required_string_at(item, attr::HASHED_TOKEN)?.to_owned(),
+            expires_at: number_at(item, attr::EXPIRES_AT),
+            created_at: number_at(item, attr::CREATED_AT),
+            created_by: string_at(item, attr::CREATED_BY).map(UserId::from),
+            last_used: number_at(item, attr::LAST_USED),
         })
     }
 
     pub fn to_item(&self) -> Item {
         let mut item = Item::from([
-            (attr::USER_ID.into(), S(self.user_id.as_str())),
-            (attr::TOKEN_ID.into(), S(self.token_id.as_str())),
-            (attr::ACCOUNT_ID.into(), S(self.account_id.as_str())),
-            (attr::NAME.into(), S(&self.name)),
-            (attr::HASHED_TOKEN.into(), S(&self.hashed_token)),
+            (attr::USER_ID.into(), string_value(self.user_id.as_str())),
+            (attr::TOKEN_ID.into(), string_value(self.token_id.as_str())),
+            (attr::ACCOUNT_ID.into(), string_value(self.account_id.as_str())),
+            (attr::NAME.into(), string_value(&self.name)),
+            (attr::HASHED_TOKEN.into(), string_value(&self.hashed_token)),
         ]);
         let numbers = [
             (attr::EXPIRES_AT, self.expires_at),
@@ -175,7 +175,7 @@ impl TokenItem {
             }
         }
         if let Some(by) = &self.created_by {
-            item.insert(attr::CREATED_BY.into(), S(by.as_str()));
+            item.insert(attr::CREATED_BY.into(), string_value(by.as_str()));
         }
         item
     }
@@ -188,34 +188,36 @@ impl TokenItem {
 
 /// The key of a users-table row.
 pub fn user_key(user_id: &UserId) -> Item {
-    Item::from([(attr::USER_ID.into(), S(user_id.as_str()))])
+    Item::from([(attr::USER_ID.into(), string_value(user_id.as_str()))])
 }
 
 /// The key of a tokens-table row.
 pub fn token_key(user_id: &UserId, token_id: &TokenId) -> Item {
-    Item::from([(attr::USER_ID.into(), S(user_id.as_str())), (attr::TOKEN_ID.into(), S(token_id.as_str()))])
+    Item::from([
+        (attr::USER_ID.into(), string_value(user_id.as_str())),
+        (attr::TOKEN_ID.into(), string_value(token_id.as_str())),
+    ])
 }
 
-#[allow(non_snake_case)]
-pub fn S(text: &str) -> AttributeValue {
+pub fn string_value(text: &str) -> AttributeValue {
     AttributeValue::S(text.to_owned())
 }
 
-fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+fn string_at<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-fn required_s<'a>(item: &'a Item, name: &'static str) -> Result<&'a str, MalformedItem> {
-    s(item, name).ok_or(MalformedItem(name))
+fn required_string_at<'a>(item: &'a Item, name: &'static str) -> Result<&'a str, MalformedItem> {
+    string_at(item, name).ok_or(MalformedItem(name))
 }
 
-fn n(item: &Item, name: &str) -> Option<i64> {
+fn number_at(item: &Item, name: &str) -> Option<i64> {
     let text = item.get(name)?.as_n().ok()?;
     text.parse::<i64>().ok().or_else(|| text.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v as i64))
 }
 
 /// A BOOL flag: `false` when absent, `otherwise` when of another type.
-fn flag(item: &Item, name: &str, otherwise: bool) -> bool {
+fn flag_at(item: &Item, name: &str, otherwise: bool) -> bool {
     match item.get(name) {
         None => false,
         Some(AttributeValue::Bool(value)) => *value,
@@ -228,7 +230,8 @@ mod tests {
     use super::*;
 
     fn user_row(extra: &[(&str, AttributeValue)]) -> Item {
-        let mut item = Item::from([(attr::USER_ID.into(), S("u")), (attr::ACCOUNT_ID.into(), S("a"))]);
+        let mut item =
+            Item::from([(attr::USER_ID.into(), string_value("u")), (attr::ACCOUNT_ID.into(), string_value("a"))]);
         item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         item
     }
@@ -242,7 +245,9 @@ mod tests {
 
     #[test]
     fn flags_of_the_wrong_type_fail_closed() {
-        for odd in [S("true"), S("false"), AttributeValue::N("0".into()), AttributeValue::Null(true)] {
+        for odd in
+            [string_value("true"), string_value("false"), AttributeValue::N("0".into()), AttributeValue::Null(true)]
+        {
             let row = user_row(&[
                 (attr::BLOCKED, odd.clone()),
                 (attr::PENDING_APPROVAL, odd.clone()),
@@ -296,10 +301,10 @@ mod tests {
     fn token_expiry_reads_numbers_only() {
         let token = |expires: Option<AttributeValue>| {
             let mut row = Item::from([
-                (attr::USER_ID.into(), S("u")),
-                (attr::TOKEN_ID.into(), S("t")),
-                (attr::ACCOUNT_ID.into(), S("a")),
-                (attr::HASHED_TOKEN.into(), S("h")),
+                (attr::USER_ID.into(), string_value("u")),
+                (attr::TOKEN_ID.into(), string_value("t")),
+                (attr::ACCOUNT_ID.into(), string_value("a")),
+                (attr::HASHED_TOKEN.into(), string_value("h")),
             ]);
             if let Some(value) = expires {
                 row.insert(attr::EXPIRES_AT.into(), value);
@@ -309,7 +314,7 @@ mod tests {
         assert_eq!(token(None).expires_at, None);
         assert_eq!(token(Some(AttributeValue::N("1700000000".into()))).expires_at, Some(1_700_000_000));
         assert_eq!(token(Some(AttributeValue::N("1.7e9".into()))).expires_at, Some(1_700_000_000));
-        assert_eq!(token(Some(S("1700000000"))).expires_at, None);
+        assert_eq!(token(Some(string_value("1700000000"))).expires_at, None);
         assert!(!token(None).is_live(0));
         assert!(token(Some(AttributeValue::N("10".into()))).is_live(9));
         assert!(!token(Some(AttributeValue::N("10".into()))).is_live(10));

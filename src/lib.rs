@@ -11,7 +11,7 @@ pub mod config;
 pub mod credential;
 pub mod devkeys;
 pub mod entry;
-pub mod fetch;
+mod fetch;
 pub mod handler;
 pub mod ids;
 pub mod items;

@@ -38,11 +38,13 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
     assert_eq!(rounds(&warm_up), 1, "{seen:?}");
 
     let jwt = stack.keys.jwt("o");
-    let deleted = answer(runtime.invoke(&http_api_event("DELETE", "s", "s-t", Some(&format!("Token {pat}")))).await);
+    let deleted =
+        http_answer(runtime.invoke(&http_api_event("DELETE", "s", "s-t", Some(&format!("Token {pat}")))).await);
     assert_eq!((deleted.status, deleted.body), (200, json!({})));
-    let refused = answer(runtime.invoke(&http_api_event("DELETE", "s", "nope", Some(&format!("Bearer {jwt}")))).await);
+    let refused =
+        http_answer(runtime.invoke(&http_api_event("DELETE", "s", "nope", Some(&format!("Bearer {jwt}")))).await);
     assert_eq!((refused.status, refused.body), error(404, "pat: nope not found"));
-    let garbage = answer(runtime.invoke(&json!({ "not": "an http event" })).await);
+    let garbage = http_answer(runtime.invoke(&json!({ "not": "an http event" })).await);
     assert_eq!(garbage.status, 400);
     assert!(stack.token_item("s", "s-t").await.is_none());
     assert!(stack.token_item("o", "o-login").await.is_some());
@@ -123,7 +125,7 @@ async fn dynamodb_down_at_init_is_not_fatal() {
     let runtime = RuntimeApi::start().await;
     let function = Function::spawn(binary(), &runtime, &stack.function_env(&dead));
     assert!(runtime.wait_first_poll(Duration::from_secs(20)).await.is_some(), "init completed despite DynamoDB");
-    let got = answer(
+    let got = http_answer(
         runtime.invoke(&http_api_event("DELETE", "o", "t", Some(&format!("Bearer {}", stack.keys.jwt("o"))))).await,
     );
     assert_eq!((got.status, got.body), error(500, "internal server error"));
@@ -144,7 +146,7 @@ async fn a_delete_of_unknown_outcome_is_audited() {
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     proxy.once(Fault::LoseAnswer, "DeleteItem");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
-    let got = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+    let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
     assert_eq!((got.status, got.body), error(500, "internal server error"));
     assert!(stack.token_item("o", "o-t").await.is_none(), "DynamoDB applied the first attempt");
 
@@ -178,10 +180,11 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         let function = Function::spawn(binary(), &runtime, &env);
         runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
         let jwt = stack.keys.jwt("o");
-        let by_pat = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&format!("Token {pat}")))).await);
+        let by_pat =
+            http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&format!("Token {pat}")))).await);
         assert_eq!(by_pat.status, 200, "{:?}", by_pat.body);
         let by_jwt =
-            answer(runtime.invoke(&http_api_event("DELETE", "o", "gone", Some(&format!("Bearer {jwt}")))).await);
+            http_answer(runtime.invoke(&http_api_event("DELETE", "o", "gone", Some(&format!("Bearer {jwt}")))).await);
         assert_eq!(by_jwt.status, 404);
 
         let everything = function.stop().await.join("\n");
@@ -224,7 +227,7 @@ async fn keys_found_by_oidc_discovery() {
     let function = Function::spawn(binary(), &runtime, &env_with(idp.url("/good/.well-known/openid-configuration")));
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
-    let got = answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+    let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
     assert_eq!((got.status, got.body), (200, json!({})));
     assert!(stack.token_item("o", "o-t").await.is_none());
     function.stop().await;

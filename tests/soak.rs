@@ -67,7 +67,7 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
             8 => (http_api_event("GET", "o", "login", Some(&owner_jwt)), err(405, "method not allowed")),
             _ => (json!({ "garbage": i }), err(400, "invalid request")),
         };
-        let got = answer(runtime.invoke(&event).await);
+        let got = http_answer(runtime.invoke(&event).await);
         assert_eq!((got.status, got.body), want, "request {i}");
         if i == 2_000 {
             warm_rss = function.rss_kib();

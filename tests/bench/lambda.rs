@@ -72,7 +72,7 @@ async fn start(binary: &Path, env: &[(&str, String)]) -> (RuntimeApi, Function, 
 /// One invocation, which must answer 200: its latency.
 async fn invoke_ok(runtime: &RuntimeApi, event: &Value) -> Duration {
     let started = Instant::now();
-    let got = answer(runtime.invoke(event).await);
+    let got = http_answer(runtime.invoke(event).await);
     let latency = started.elapsed();
     assert_eq!(got.status, 200, "{}", got.body);
     latency

@@ -3,6 +3,9 @@
 //! `devstack`, and the real handler fed real event JSON.
 #![allow(dead_code)]
 
+#[cfg(not(feature = "devstack"))]
+compile_error!("these tests drive devstack: run them with `make test` (cargo test --features devstack)");
+
 pub mod faults;
 pub mod http1;
 pub mod idp;
@@ -29,6 +32,11 @@ use serde_json::{json, Value};
 pub const ISSUER: &str = "https://idp.test/";
 pub const AUDIENCE: &str = "netbird-test";
 pub const ACCOUNT: &str = "acc-1";
+
+/// Now in Unix milliseconds, as Lambda states deadlines.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
 
 /// DynamoDB Local's address; the tests cannot run without it.
 pub fn endpoint() -> String {
@@ -208,9 +216,9 @@ impl Stack {
     pub async fn call(&self, event: &Value) -> Answer {
         let mut context = lambda_http::Context::default();
         context.request_id = "req-test-1".into();
-        context.deadline = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64) + 6_000;
+        context.deadline = now_ms() + 6_000;
         let raw = serde_json::value::to_raw_value(event).unwrap();
-        answer(handle_event(self.app.clone(), &raw, context).await)
+        http_answer(handle_event(self.app.clone(), &raw, context).await)
     }
 
     /// DELETE through an HTTP API (payload 2.0) event.
@@ -219,8 +227,8 @@ impl Stack {
     }
 }
 
-/// The JSON Lambda returns, in one shape whatever the event source.
-pub fn answer(response: Value) -> Answer {
+/// The JSON Lambda returns, read as an HTTP answer whatever the event source.
+pub fn http_answer(response: Value) -> Answer {
     let status = response["statusCode"].as_u64().unwrap() as u16;
     let body = match response["body"].as_str() {
         Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -86,8 +86,7 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
                 }
                 state.ready.notified().await;
             };
-            let deadline =
-                SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + FUNCTION_TIMEOUT_MS;
+            let deadline = super::now_ms() + FUNCTION_TIMEOUT_MS;
             format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
                  lambda-runtime-deadline-ms: {deadline}\r\n\

@@ -1,0 +1,135 @@
+//! What each fuzz target asserts, for any input. The cargo-fuzz targets in
+//! `fuzz_targets/` call these; `tests/fuzz_seeds.rs` runs every committed
+//! seed through them with `make test`, on the stable toolchain.
+
+use std::sync::{Arc, OnceLock};
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use jsonwebtoken::Algorithm;
+use lambda_http::http::Method;
+use netbird_delete_token::config::{AuthConfig, Config, KeySource};
+use netbird_delete_token::credential::{parse, Credential, MAX_CREDENTIAL_LEN};
+use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::entry::handle_event;
+use netbird_delete_token::handler::App;
+use netbird_delete_token::ids::is_valid_id;
+use netbird_delete_token::jwt::JwtVerifier;
+use netbird_delete_token::pat::{from_secret, Pat, PREFIX, TOKEN_LEN};
+use netbird_delete_token::route::{route, Route};
+use netbird_delete_token::sdk;
+use serde_json::value::RawValue;
+
+/// Any `Authorization` header value: parsed without panicking; a PAT is
+/// only ever accepted in its exact 40-character form.
+pub fn authorization_header(data: &[u8]) {
+    let header = std::str::from_utf8(data).map_err(|_| ());
+    match parse(Some(header)) {
+        Ok(Credential::Pat(pat)) => assert_eq!(pat.hash().len(), 44),
+        Ok(Credential::Jwt(jwt)) => assert!(!jwt.is_empty() && jwt.len() <= MAX_CREDENTIAL_LEN),
+        Err(_) => {}
+    }
+}
+
+/// PAT parsing and checksums: never a panic; whatever is accepted is 40
+/// characters with `nbp_`; any 30 base62 characters make a valid token.
+pub fn pat(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if Pat::parse(text).is_some() {
+        assert!(text.len() == TOKEN_LEN && text.starts_with(PREFIX));
+    }
+    if let Some(token) = from_secret(text) {
+        assert!(Pat::parse(&token).is_some(), "a token made from a secret parses");
+    }
+}
+
+/// Any method and raw path: routing never panics, and ids that pass
+/// validation are always valid ids.
+pub fn route_path(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let Ok(path) = std::str::from_utf8(rest) else { return };
+    let method = [Method::DELETE, Method::GET, Method::OPTIONS, Method::POST][usize::from(selector % 4)].clone();
+    let params = (selector & 0x80 != 0).then(|| path.split_once('\u{0}')).flatten();
+    if let Ok(Route::Delete(target)) = route(&method, path, params) {
+        assert_eq!(method, Method::DELETE);
+        if let Ok((user_id, token_id)) = target.validated() {
+            assert!(is_valid_id(user_id.as_str()) && is_valid_id(token_id.as_str()));
+        }
+    }
+}
+
+/// Any string as a JWT: verification never panics and, with keys the
+/// fuzzer does not hold, never succeeds.
+pub fn jwt(data: &[u8]) {
+    struct Setup {
+        runtime: tokio::runtime::Runtime,
+        verifier: JwtVerifier,
+    }
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    let setup = SETUP.get_or_init(|| {
+        let es = DevKey::generate_es256("es").expect("key");
+        let rs = DevKey::generate_rsa("rs", Algorithm::RS256).expect("key");
+        let config = AuthConfig {
+            issuer: "https://idp.fuzz/".into(),
+            audiences: vec!["netbird".into()],
+            keys: KeySource::Inline(jwks_json(&[&es, &rs]).expect("jwks")),
+            user_id_claim: "sub".into(),
+        };
+        Setup {
+            runtime: tokio::runtime::Builder::new_current_thread().build().expect("runtime"),
+            verifier: JwtVerifier::new(&config).expect("verifier"),
+        }
+    });
+    let Ok(token) = std::str::from_utf8(data) else { return };
+    assert!(setup.runtime.block_on(setup.verifier.verify(token)).is_err());
+}
+
+/// Any bytes as a Lambda event, through the real entry point: always an
+/// HTTP answer with a JSON body, never a panic or a runtime error.
+pub fn event(data: &[u8]) {
+    struct Setup {
+        runtime: tokio::runtime::Runtime,
+        app: Arc<App>,
+    }
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    let setup = SETUP.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let jwks = DevKey::generate_es256("k").expect("key").jwks_json().expect("jwks");
+        let config = Config::from_lookup(|name| {
+            Some(match name {
+                "TOKENS_TABLE" => "tokens".into(),
+                "USERS_TABLE" => "users".into(),
+                "AUTH_ISSUER" => "https://idp.fuzz/".into(),
+                "AUTH_AUDIENCE" => "netbird".into(),
+                "AUTH_JWKS" => jwks.clone(),
+                _ => return None,
+            })
+        })
+        .expect("config");
+        // Nothing listens on port 9, and nothing retries: a request that
+        // gets as far as DynamoDB (a seed's well-formed PAT) fails at once.
+        let client = runtime.block_on(async {
+            let shared = sdk::sdk_config()
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("fuzz", "fuzz", None, None, "fuzz"))
+                .endpoint_url("http://127.0.0.1:9")
+                .load()
+                .await;
+            aws_sdk_dynamodb::Client::new(&shared)
+        });
+        Setup { runtime, app: Arc::new(App::new(&config, client).expect("app")) }
+    });
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(raw) = serde_json::from_str::<Box<RawValue>>(text) else { return };
+    let mut context = lambda_http::Context::default();
+    context.request_id = "fuzz".into();
+    let response = setup.runtime.block_on(handle_event(setup.app.clone(), &raw, context));
+    let status = response["statusCode"].as_u64().expect("a status code");
+    assert!((100..600).contains(&status));
+    if let Some(body) = response["body"].as_str().filter(|b| !b.is_empty()) {
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        if status >= 400 {
+            assert_eq!(body["code"].as_u64(), Some(status));
+        }
+    }
+}
