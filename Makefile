@@ -28,8 +28,9 @@ unit-and-integration:
 	cargo build --locked --features devstack --lib --bins --tests
 	$(WITH_DDB) cargo test --locked --features devstack --lib --bins --tests
 
-## make bench: the release bootstrap through a local Runtime API vs its floors; checks the budgets
-bench: setup
+## make bench [BENCH_RUNS=3] [BENCH_RTT_MS=2]: the release bootstrap in Lambda's conditions (CPU share,
+## TLS, round trips) at 128/256/1024 MB and at full CPU, beside its floors; checks the budgets
+bench: setup build
 	cargo build --release --locked --bin delete-token --example hello-floor --example delete-item-floor
 	$(WITH_DDB) cargo bench --locked --features devstack --bench lambda
 

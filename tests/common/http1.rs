@@ -1,11 +1,10 @@
 //! Just enough HTTP/1.1 for the test servers: read one message, find a
 //! header. Bodies come with `content-length` or chunked.
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// One message as (head, body); `None` when the peer closed.
-pub async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+pub async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(String, Vec<u8>)> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
