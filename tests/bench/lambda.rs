@@ -74,6 +74,9 @@ struct Measured {
     rss_kib: u64,
 }
 
+/// One figure of a [`Measured`].
+type Metric = dyn Fn(&Measured) -> f64;
+
 impl Measured {
     fn cold(&self) -> Duration {
         self.init + self.first
@@ -362,9 +365,7 @@ async fn main() {
     let floor_round_trips = round_trips(&subjects[3], &settings[0]).await;
 
     // Every run's value of one metric, for one condition and subject.
-    let values = |c: usize, s: usize, f: &dyn Fn(&Measured) -> f64| -> Vec<f64> {
-        results.iter().map(|run| f(&run[c][s])).collect()
-    };
+    let values = |c: usize, s: usize, f: &Metric| -> Vec<f64> { results.iter().map(|run| f(&run[c][s])).collect() };
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -381,7 +382,7 @@ async fn main() {
         if throttled { "" } else { " (NOT ENFORCED: no writable cgroup)" },
         rtt.as_millis()
     );
-    let rows: [(&str, &dyn Fn(&Measured) -> f64, &str, usize); 8] = [
+    let rows: [(&str, &Metric, &str, usize); 8] = [
         ("init", &|m| ms(m.init), "ms", 1),
         ("first invocation", &|m| ms(m.first), "ms", 1),
         ("cold = init + first", &|m| ms(m.cold()), "ms", 1),
