@@ -400,7 +400,7 @@ async fn main() {
             if *condition == Condition::FullCpu && name.starts_with("GB-ms") {
                 continue;
             }
-            let cells: Vec<String> = (0..subjects.len()).map(|s| spread(&values(c, s, *f), unit, *digits)).collect();
+            let cells: Vec<String> = (0..subjects.len()).map(|s| spread(&values(c, s, f), unit, *digits)).collect();
             println!("| {name} | {} |", cells.join(" | "));
         }
     }
