@@ -3,6 +3,7 @@
 //! turn a runtime error into a bare 502.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,25 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 
 /// One raw event to the JSON response Lambda returns to its caller.
 pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
+    answer_event(
+        move |req| {
+            let app = app.clone();
+            async move { app.handle(&req).await }
+        },
+        payload,
+        context,
+    )
+    .await
+}
+
+/// `payload` answered by `handle`, within the deadline, as the event
+/// source's JSON; an unreadable event, a timeout or a panic still gets an
+/// HTTP answer.
+async fn answer_event<H, F>(handle: H, payload: &RawValue, context: Context) -> Value
+where
+    H: Fn(Request) -> F + Send + 'static,
+    F: Future<Output = Outcome> + Send,
+{
     let started = Instant::now();
     let request_id = context.request_id.clone();
     let request = match read_event(payload) {
@@ -47,14 +67,14 @@ pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -
     // lambda_http makes the HTTP request of the event, and the event
     // source's JSON of the response.
     let mut adapter = Adapter::from(service_fn(move |req: Request| {
-        let (app, id) = (app.clone(), id.clone());
+        let (answer, id) = (handle(req), id.clone());
         async move {
             let outcome = match budget {
-                Some(budget) => tokio::time::timeout(budget, app.handle(&req)).await.unwrap_or_else(|_| {
+                Some(budget) => tokio::time::timeout(budget, answer).await.unwrap_or_else(|_| {
                     tracing::error!("no answer before the Lambda deadline");
                     Outcome::Internal
                 }),
-                None => app.handle(&req).await,
+                None => answer.await,
             };
             Ok::<_, Infallible>(outcome.respond(&id, started))
         }
@@ -121,6 +141,61 @@ fn time_left(deadline_ms: u64) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(method: &str) -> Box<RawValue> {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
+            "rawPath": "/api/users/u/tokens/t",
+            "headers": {},
+            "pathParameters": { "userId": "u", "tokenId": "t" },
+            "requestContext": { "http": { "method": method, "path": "/api/users/u/tokens/t" } },
+            "isBase64Encoded": false
+        });
+        serde_json::value::to_raw_value(&event).unwrap()
+    }
+
+    fn context() -> Context {
+        let mut context = Context::default();
+        context.request_id = "req-1".into();
+        context
+    }
+
+    fn body(json: &Value) -> Value {
+        serde_json::from_str(json["body"].as_str().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_not_a_400() {
+        let handler = |_req: Request| async { panic!("a bug") };
+        let got = answer_event(handler, &event("DELETE"), context()).await;
+        assert_eq!(got["statusCode"], 500);
+        assert_eq!(body(&got), serde_json::json!({ "message": "internal server error", "code": 500 }));
+        assert_eq!(got["headers"]["x-request-id"], "req-1");
+        assert_eq!(got["headers"]["access-control-allow-origin"], "*");
+    }
+
+    #[tokio::test]
+    async fn a_handler_past_the_deadline_is_a_500() {
+        let handler = |_req: Request| async { std::future::pending::<Outcome>().await };
+        let mut context = context();
+        context.deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 600;
+        let got = answer_event(handler, &event("DELETE"), context).await;
+        assert_eq!(got["statusCode"], 500);
+    }
+
+    #[tokio::test]
+    async fn unreadable_and_readable_events_get_the_same_headers() {
+        let not_http = serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap();
+        let unreadable = answer_event(|_req: Request| async { Outcome::Deleted }, &not_http, context()).await;
+        let readable = answer_event(|_req: Request| async { Outcome::TokenInvalid }, &event("DELETE"), context()).await;
+        assert_eq!((unreadable["statusCode"].as_u64(), readable["statusCode"].as_u64()), (Some(400), Some(401)));
+        for got in [&unreadable, &readable] {
+            let mut names: Vec<&String> = got["headers"].as_object().unwrap().keys().collect();
+            names.sort();
+            assert_eq!(names, ["access-control-allow-origin", "content-type", "x-request-id"], "{got}");
+        }
+    }
 
     fn now_ms() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
