@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Longest id accepted from a request, in bytes.
-pub const MAX_ID_LEN: usize = 256;
+const MAX_ID_LEN: usize = 256;
 
 /// 1 to 256 bytes, no control characters, no `/`.
 pub fn is_valid_id(id: &str) -> bool {

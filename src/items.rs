@@ -199,7 +199,7 @@ pub fn token_key(user_id: &UserId, token_id: &TokenId) -> Item {
     ])
 }
 
-pub fn string_value(text: &str) -> AttributeValue {
+fn string_value(text: &str) -> AttributeValue {
     AttributeValue::S(text.to_owned())
 }
 

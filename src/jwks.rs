@@ -34,7 +34,7 @@ const MIN_REFETCH_GAP: Duration = Duration::from_secs(30);
 /// Gap between attempts while no key set has ever been fetched.
 const MIN_RETRY_GAP: Duration = Duration::from_secs(1);
 
-pub struct VerifyingKey {
+struct VerifyingKey {
     kid: Option<String>,
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
@@ -64,7 +64,7 @@ pub enum JwksError {
 impl JwksError {
     /// Errors that no retry can mend: the settings, or the provider's
     /// configuration, disagree with this function's rules.
-    pub fn is_configuration(&self) -> bool {
+    fn is_configuration(&self) -> bool {
         matches!(self, JwksError::IssuerMismatch { .. } | JwksError::BadJwksUri(_))
     }
 }
@@ -84,7 +84,7 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    pub fn has_kid(&self, kid: &str) -> bool {
+    fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 

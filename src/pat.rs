@@ -5,8 +5,8 @@
 use base64::{engine::general_purpose::STANDARD, Engine};
 
 pub const PREFIX: &str = "nbp_";
-pub const SECRET_LEN: usize = 30;
-pub const CHECKSUM_LEN: usize = 6;
+const SECRET_LEN: usize = 30;
+const CHECKSUM_LEN: usize = 6;
 pub const TOKEN_LEN: usize = PREFIX.len() + SECRET_LEN + CHECKSUM_LEN;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -13,7 +13,7 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
+const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 
 /// Text logs, or JSON when Lambda's advanced logging asks for it
 /// (`AWS_LAMBDA_LOG_FORMAT=JSON`); level from `AWS_LAMBDA_LOG_LEVEL` or
