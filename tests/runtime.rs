@@ -183,6 +183,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         let by_pat =
             http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&format!("Token {pat}")))).await);
         assert_eq!(by_pat.status, 200, "{:?}", by_pat.body);
+        assert!(stack.token_item("o", "o-t").await.is_none());
         let by_jwt =
             http_answer(runtime.invoke(&http_api_event("DELETE", "o", "gone", Some(&format!("Bearer {jwt}")))).await);
         assert_eq!(by_jwt.status, 404);
