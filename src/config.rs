@@ -25,18 +25,18 @@ pub enum KeySource {
     /// `AUTH_JWKS`: the key set itself.
     Inline(String),
     /// `AUTH_KEYS_LOCATION`: where to fetch it.
-    Url(Url),
+    Url(KeyUrl),
     /// `AUTH_OIDC_CONFIG_ENDPOINT`: the provider's OpenID configuration,
     /// whose `jwks_uri` says where to fetch it.
-    Discovery(Url),
+    Discovery(KeyUrl),
 }
 
 impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::Inline(_) => f.write_str("Inline(..)"),
-            KeySource::Url(url) => f.debug_tuple("Url").field(&url.as_str()).finish(),
-            KeySource::Discovery(url) => f.debug_tuple("Discovery").field(&url.as_str()).finish(),
+            KeySource::Url(url) => f.debug_tuple("Url").field(&url.as_url().as_str()).finish(),
+            KeySource::Discovery(url) => f.debug_tuple("Discovery").field(&url.as_url().as_str()).finish(),
         }
     }
 }
@@ -53,20 +53,39 @@ pub enum ConfigError {
 
 /// An identity provider's URL the function may fetch: `https://`, or plain
 /// `http://` to a loopback host (local development), without credentials.
-pub fn key_url(text: &str) -> Option<Url> {
-    let url = Url::parse(text).ok()?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return None;
+/// Only [`KeyUrl::parse`] makes one, so whatever fetches it need not check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUrl(Url);
+
+impl KeyUrl {
+    pub fn parse(text: &str) -> Option<Self> {
+        let url = web_url(text)?;
+        (url.scheme() == "https" || is_loopback(&url)).then_some(KeyUrl(url))
     }
-    let loopback = match url.host()? {
-        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => IpAddr::V4(ip).is_loopback(),
-        url::Host::Ipv6(ip) => IpAddr::V6(ip).is_loopback(),
-    };
-    match url.scheme() {
-        "https" => Some(url),
-        "http" if loopback => Some(url),
-        _ => None,
+
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+}
+
+/// An `http://` or `https://` URL to a loopback host (`localhost`,
+/// 127.0.0.0/8, `[::1]`), without credentials: a service on this machine.
+pub fn loopback_url(text: &str) -> Option<Url> {
+    web_url(text).filter(is_loopback)
+}
+
+fn web_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text).ok()?;
+    let plain = url.username().is_empty() && url.password().is_none();
+    (plain && matches!(url.scheme(), "http" | "https")).then_some(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
     }
 }
 
@@ -86,7 +105,7 @@ impl Config {
             return Err(ConfigError::NoAudience);
         }
         // The most direct source wins: the set itself, its URL, the provider's configuration.
-        let url = |name| get(name).map(|text| key_url(&text).ok_or(ConfigError::BadUrl(name))).transpose();
+        let url = |name| get(name).map(|text| KeyUrl::parse(&text).ok_or(ConfigError::BadUrl(name))).transpose();
         let keys = match (get("AUTH_JWKS"), url("AUTH_KEYS_LOCATION")?, url("AUTH_OIDC_CONFIG_ENDPOINT")?) {
             (Some(jwks), _, _) => KeySource::Inline(jwks),
             (None, Some(url), _) => KeySource::Url(url),
@@ -132,7 +151,7 @@ mod tests {
         assert_eq!(got.tokens_table, "tokens");
         assert_eq!(got.auth.audiences, vec!["netbird", "cli"]);
         assert_eq!(got.auth.user_id_claim, "sub");
-        assert_eq!(got.auth.keys, KeySource::Url(Url::parse("https://idp.example/jwks.json").unwrap()));
+        assert_eq!(got.auth.keys, KeySource::Url(KeyUrl::parse("https://idp.example/jwks.json").unwrap()));
     }
 
     #[test]
@@ -166,7 +185,7 @@ mod tests {
     fn discovery_is_the_last_resort() {
         let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
         vars.push(("AUTH_OIDC_CONFIG_ENDPOINT", "https://idp.example/.well-known/openid-configuration"));
-        let want = Url::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let want = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
         assert_eq!(config(&vars).unwrap().auth.keys, KeySource::Discovery(want));
         vars.push(("AUTH_KEYS_LOCATION", "https://idp.example/jwks.json"));
         assert!(matches!(config(&vars).unwrap().auth.keys, KeySource::Url(_)));
@@ -180,7 +199,7 @@ mod tests {
             "http://localhost/jwks",
             "http://[::1]:9/jwks",
         ] {
-            assert!(key_url(good).is_some(), "{good}");
+            assert!(KeyUrl::parse(good).is_some(), "{good}");
         }
         for bad in [
             "http://idp.example/jwks.json",
@@ -192,12 +211,29 @@ mod tests {
             "idp.example/jwks",
             "",
         ] {
-            assert_eq!(key_url(bad), None, "{bad}");
+            assert_eq!(KeyUrl::parse(bad), None, "{bad}");
         }
         for name in ["AUTH_KEYS_LOCATION", "AUTH_OIDC_CONFIG_ENDPOINT"] {
             let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
             vars.push((name, "http://idp.example/keys"));
             assert_eq!(config(&vars), Err(ConfigError::BadUrl(name)));
+        }
+    }
+
+    #[test]
+    fn loopback_urls_name_this_machine_only() {
+        for url in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "https://127.9.9.9"] {
+            assert!(loopback_url(url).is_some(), "{url}");
+        }
+        for url in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.evil.example:8000",
+            "http://user@127.0.0.1:8000",
+            "127.0.0.1:8000",
+            "",
+        ] {
+            assert_eq!(loopback_url(url), None, "{url}");
         }
     }
 

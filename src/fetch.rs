@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use reqwest::redirect::{Attempt, Policy};
-use reqwest::Url;
 
-use crate::config::key_url;
+use crate::config::KeyUrl;
 
 const MAX_BYTES: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -23,8 +22,6 @@ pub struct Fetched {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{0} is not an https:// URL (http:// only for a loopback host)")]
-    NotHttps(String),
     #[error("the document is larger than 1 MiB")]
     TooLarge,
     #[error("{0}")]
@@ -45,12 +42,10 @@ impl Fetcher {
         Ok(Fetcher { http })
     }
 
-    pub async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
-        if key_url(url.as_str()).is_none() {
-            return Err(FetchError::NotHttps(url.to_string()));
-        }
+    pub async fn get(&self, url: &KeyUrl) -> Result<Fetched, FetchError> {
         let fail = |e: reqwest::Error| FetchError::Http(e.without_url().to_string());
-        let mut response = self.http.get(url.clone()).send().await.map_err(fail)?.error_for_status().map_err(fail)?;
+        let mut response =
+            self.http.get(url.as_url().clone()).send().await.map_err(fail)?.error_for_status().map_err(fail)?;
         let max_age =
             response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
         let mut body = Vec::new();

@@ -7,16 +7,15 @@
 //! and `none` can never be chosen by an attacker. A key the function cannot
 //! use is skipped; the rest of the set still serves.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::key_url;
+use crate::config::KeyUrl;
 use crate::fetch::{FetchError, Fetcher};
 
 /// Algorithms the function accepts at all (contract §2).
@@ -189,17 +188,17 @@ impl Keys {
 #[derive(Debug, Clone)]
 pub enum KeyLocation {
     /// The key set's own URL.
-    Jwks(Url),
+    Jwks(KeyUrl),
     /// The provider's OpenID configuration, whose `issuer` must be `issuer`.
-    Discovery { endpoint: Url, issuer: String },
+    Discovery { endpoint: KeyUrl, issuer: String },
 }
 
 pub struct RemoteKeys {
     location: KeyLocation,
     refetch_gap: Duration,
     fetcher: Fetcher,
-    /// `jwks_uri`, once discovery has found it.
-    discovered: RwLock<Option<Url>>,
+    /// `jwks_uri`, once discovery has found it (under `refresh`).
+    discovered: OnceLock<KeyUrl>,
     state: RwLock<CacheState>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -243,7 +242,7 @@ impl RemoteKeys {
             location,
             refetch_gap,
             fetcher: Fetcher::new()?,
-            discovered: RwLock::default(),
+            discovered: OnceLock::new(),
             state: RwLock::default(),
             refresh: tokio::sync::Mutex::new(()),
         })
@@ -307,23 +306,21 @@ impl RemoteKeys {
     }
 
     async fn fetch(&self) -> Result<(KeySet, Duration), JwksError> {
-        let url = self.jwks_url().await?;
-        let fetched = self.fetcher.get(&url).await?;
+        let fetched = self.fetcher.get(self.jwks_url().await?).await?;
         let max_age = fetched.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
         Ok((KeySet::parse(&fetched.body)?, max_age))
     }
 
-    async fn jwks_url(&self) -> Result<Url, JwksError> {
+    async fn jwks_url(&self) -> Result<&KeyUrl, JwksError> {
         let (endpoint, issuer) = match &self.location {
-            KeyLocation::Jwks(url) => return Ok(url.clone()),
+            KeyLocation::Jwks(url) => return Ok(url),
             KeyLocation::Discovery { endpoint, issuer } => (endpoint, issuer),
         };
-        if let Some(url) = self.discovered.read().unwrap_or_else(PoisonError::into_inner).clone() {
+        if let Some(url) = self.discovered.get() {
             return Ok(url);
         }
         let url = discover(&self.fetcher, endpoint, issuer).await?;
-        *self.discovered.write().unwrap_or_else(PoisonError::into_inner) = Some(url.clone());
-        Ok(url)
+        Ok(self.discovered.get_or_init(|| url))
     }
 }
 
@@ -335,7 +332,7 @@ struct OpenIdConfiguration {
 
 /// The `jwks_uri` of the provider's OpenID configuration at `endpoint`,
 /// whose `issuer`, when it names one, must be `issuer`.
-async fn discover(fetcher: &Fetcher, endpoint: &Url, issuer: &str) -> Result<Url, JwksError> {
+async fn discover(fetcher: &Fetcher, endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
     let fetched = fetcher.get(endpoint).await?;
     let config: OpenIdConfiguration =
         serde_json::from_slice(&fetched.body).map_err(|e| JwksError::Discovery(e.to_string()))?;
@@ -343,7 +340,7 @@ async fn discover(fetcher: &Fetcher, endpoint: &Url, issuer: &str) -> Result<Url
         return Err(JwksError::IssuerMismatch { expected: issuer.to_owned(), found });
     }
     let jwks_uri = config.jwks_uri.ok_or_else(|| JwksError::Discovery("it has no jwks_uri".into()))?;
-    key_url(&jwks_uri).ok_or(JwksError::BadJwksUri(jwks_uri))
+    KeyUrl::parse(&jwks_uri).ok_or(JwksError::BadJwksUri(jwks_uri))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::KeySize;
 use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::Algorithm;
-use netbird_delete_token::config::{key_url, AuthConfig, KeySource};
+use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::DevKey;
 use netbird_delete_token::jwks::JwksError;
 use netbird_delete_token::jwt::{JwtError, JwtVerifier};
@@ -68,7 +68,7 @@ impl Provider {
         let config = AuthConfig {
             issuer: self.issuer.clone(),
             audiences: vec![self.audience.into()],
-            keys: KeySource::Url(key_url(&idp.url("/keys")).unwrap()),
+            keys: KeySource::Url(KeyUrl::parse(&idp.url("/keys")).unwrap()),
             user_id_claim: self.user_id_claim.into(),
         };
         let verifier = JwtVerifier::new(&config).unwrap();
@@ -236,7 +236,7 @@ fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {
     AuthConfig {
         issuer: issuer.into(),
         audiences: vec!["netbird".into()],
-        keys: KeySource::Discovery(key_url(endpoint).unwrap()),
+        keys: KeySource::Discovery(KeyUrl::parse(endpoint).unwrap()),
         user_id_claim: "sub".into(),
     }
 }
@@ -323,7 +323,7 @@ async fn redirects_stay_on_their_scheme_and_host() {
         let config = AuthConfig {
             issuer: issuer.into(),
             audiences: vec!["netbird".into()],
-            keys: KeySource::Url(key_url(&idp.url(path)).unwrap()),
+            keys: KeySource::Url(KeyUrl::parse(&idp.url(path)).unwrap()),
             user_id_claim: "sub".into(),
         };
         let token = key.sign(&claims(issuer)).unwrap();

@@ -10,11 +10,10 @@ use base64::Engine;
 use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use netbird_delete_token::config::{AuthConfig, KeySource};
+use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::jwks::{KeyLocation, Keys, RemoteKeys};
 use netbird_delete_token::jwt::{JwtError, JwtVerifier};
-use reqwest::Url;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://idp.test/";
@@ -173,7 +172,7 @@ async fn remote_keys_are_fetched_once_and_cached() {
     let idp = Idp::start().await;
     let keys_at = |body: String| Reply::json(body).with_header("cache-control", "public, max-age=3600");
     idp.set("/jwks.json", keys_at(old.jwks_json().unwrap()));
-    let url = Url::parse(&idp.url("/jwks.json")).unwrap();
+    let url = KeyUrl::parse(&idp.url("/jwks.json")).unwrap();
     let config = config(KeySource::Url(url.clone()));
     let gap = Duration::from_millis(300);
     let keys = Keys::Remote(Box::new(RemoteKeys::with_refetch_gap(KeyLocation::Jwks(url), gap).unwrap()));
@@ -209,7 +208,7 @@ async fn remote_keys_are_fetched_once_and_cached() {
 #[tokio::test]
 async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = Url::parse(&format!("http://{}/jwks.json", listener.local_addr().unwrap())).unwrap();
+    let url = KeyUrl::parse(&format!("http://{}/jwks.json", listener.local_addr().unwrap())).unwrap();
     drop(listener); // nothing listens there now
     let verifier = JwtVerifier::new(&config(KeySource::Url(url))).unwrap();
     verifier.warm_up().await.unwrap(); // logs, does not fail

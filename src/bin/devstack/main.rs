@@ -17,12 +17,12 @@ mod demo;
 mod schema;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::process::ExitCode;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
+use netbird_delete_token::config::loopback_url;
 use netbird_delete_token::devkeys::DevKey;
 use netbird_delete_token::items::{unix_now, user_key, Role, TokenItem, UserItem};
 use netbird_delete_token::pat;
@@ -120,7 +120,7 @@ impl Env {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set"));
         let endpoint = var("AWS_ENDPOINT_URL_DYNAMODB")
             .map_err(|e| format!("{e}: devstack writes only to a DynamoDB Local on this machine"))?;
-        if !is_loopback_url(&endpoint) {
+        if loopback_url(&endpoint).is_none() {
             return Err(format!(
                 "AWS_ENDPOINT_URL_DYNAMODB={endpoint} is not a loopback address: devstack writes only to a \
                  DynamoDB Local on this machine (its demo PATs are published)"
@@ -129,20 +129,6 @@ impl Env {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         Ok(Env { client: Client::new(&shared), tokens_table: var("TOKENS_TABLE")?, users_table: var("USERS_TABLE")? })
     }
-}
-
-/// `http(s)://` with a loopback host: `localhost`, 127.0.0.0/8 or `[::1]`.
-fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else { return false };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return false;
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
@@ -249,25 +235,5 @@ impl Flags {
 
     fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_loopback_endpoints_are_written_to() {
-        for url in ["http://127.0.0.1:8000", "http://localhost:8000/", "http://[::1]:8000", "https://127.9.9.9"] {
-            assert!(super::is_loopback_url(url), "{url}");
-        }
-        for url in [
-            "https://dynamodb.us-east-1.amazonaws.com",
-            "http://10.0.0.1:8000",
-            "http://127.0.0.1.evil.example:8000",
-            "http://user@127.0.0.1:8000",
-            "127.0.0.1:8000",
-            "",
-        ] {
-            assert!(!super::is_loopback_url(url), "{url}");
-        }
     }
 }
