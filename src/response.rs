@@ -82,10 +82,6 @@ impl Outcome {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.row().0
-    }
-
     /// The response, with its log line and metrics.
     pub fn respond(self, request_id: &str, started: Instant) -> Response<Body> {
         let (status, name, message) = self.row();

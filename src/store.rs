@@ -60,7 +60,6 @@ pub enum Deletion {
     Unknown(StoreError),
 }
 
-#[derive(Clone)]
 pub struct Store {
     client: Client,
     tokens_table: String,
