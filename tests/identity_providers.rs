@@ -66,10 +66,9 @@ impl Provider {
         let idp = Idp::start().await;
         idp.set("/keys", Reply::json(self.key_set.to_string()).with_header("cache-control", self.cache_control));
         let config = AuthConfig {
-            issuer: self.issuer.clone(),
             audiences: vec![self.audience.into()],
-            keys: KeySource::Url(KeyUrl::parse(&idp.url("/keys")).unwrap()),
             user_id_claim: self.user_id_claim.into(),
+            ..auth_config(&self.issuer, KeySource::Url(KeyUrl::parse(&idp.url("/keys")).unwrap()))
         };
         let verifier = JwtVerifier::new(&config).unwrap();
         verifier.warm_up().await.unwrap();
@@ -232,13 +231,13 @@ fn claims(issuer: &str) -> Value {
     json!({"iss": issuer, "aud": "netbird", "sub": "u-1", "iat": now(), "exp": now() + 300})
 }
 
+/// NetBird's settings for `issuer`: audience `netbird`, the user in `sub`.
+fn auth_config(issuer: &str, keys: KeySource) -> AuthConfig {
+    AuthConfig { issuer: issuer.into(), audiences: vec!["netbird".into()], keys, user_id_claim: "sub".into() }
+}
+
 fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {
-    AuthConfig {
-        issuer: issuer.into(),
-        audiences: vec!["netbird".into()],
-        keys: KeySource::Discovery(KeyUrl::parse(endpoint).unwrap()),
-        user_id_claim: "sub".into(),
-    }
+    auth_config(issuer, KeySource::Discovery(KeyUrl::parse(endpoint).unwrap()))
 }
 
 const WELL_KNOWN: &str = "/realms/netbird/.well-known/openid-configuration";
@@ -320,12 +319,7 @@ async fn redirects_stay_on_their_scheme_and_host() {
     // Same scheme and host, another name for this machine: refused.
     idp.set("/elsewhere", Reply::redirect(&format!("http://localhost:{}/keys", idp.port)));
     let verify_from = |path: &str| {
-        let config = AuthConfig {
-            issuer: issuer.into(),
-            audiences: vec!["netbird".into()],
-            keys: KeySource::Url(KeyUrl::parse(&idp.url(path)).unwrap()),
-            user_id_claim: "sub".into(),
-        };
+        let config = auth_config(issuer, KeySource::Url(KeyUrl::parse(&idp.url(path)).unwrap()));
         let token = key.sign(&claims(issuer)).unwrap();
         async move {
             let verifier = JwtVerifier::new(&config).unwrap();
