@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::future::Future;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::faults::FaultProxy;
 use common::*;
@@ -20,6 +22,23 @@ async fn stack_with_gate() -> (Stack, FaultProxy) {
     (stack, proxy)
 }
 
+/// `request`, with `meddle` run while its first `operation` call is held
+/// at the proxy: the table changes between the function's reads and that call.
+async fn meddling(
+    proxy: &FaultProxy,
+    operation: &'static str,
+    request: impl Future<Output = Answer>,
+    meddle: impl Future<Output = ()>,
+) -> Answer {
+    let gate = proxy.hold(operation);
+    let meddle = async {
+        gate.arrived().await;
+        meddle.await;
+        gate.release();
+    };
+    tokio::join!(request, meddle).0
+}
+
 async fn set(stack: &Stack, table: &str, key: Item, attribute: &str, value: AttributeValue) {
     let update = stack.client.update_item().table_name(table).set_key(Some(key)).update_expression("SET #a = :v");
     update.expression_attribute_names("#a", attribute).expression_attribute_values(":v", value).send().await.unwrap();
@@ -34,16 +53,13 @@ async fn delete_row(stack: &Stack, user: &str, token: &str) {
 async fn a_token_deleted_after_authentication_is_not_found() {
     let (stack, proxy) = stack_with_gate().await;
     let pat = stack.live_token("o", "o-login").await;
-    let gate = proxy.hold("DeleteItem");
     let auth = format!("Token {pat}");
     let request = stack.delete("o", "o-t", Some(&auth));
     let meddle = async {
-        gate.arrived().await;
         // Someone else deletes the token first.
         delete_row(&stack, "o", "o-t").await;
-        gate.release();
     };
-    let (got, ()) = tokio::join!(request, meddle);
+    let got = meddling(&proxy, "DeleteItem", request, meddle).await;
     assert_eq!((got.status, got.body), error(404, "pat: o-t not found"));
     assert_eq!(stack.tokens().await, vec![("o".into(), "o-login".into()), ("s".into(), "s-t".into())]);
 }
@@ -51,19 +67,16 @@ async fn a_token_deleted_after_authentication_is_not_found() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_moved_to_another_account_keeps_its_token() {
     let (stack, proxy) = stack_with_gate().await;
-    let gate = proxy.hold("DeleteItem");
     let auth = format!("Bearer {}", stack.keys.jwt("a"));
     let request = stack.delete("s", "s-t", Some(&auth));
     let meddle = async {
-        gate.arrived().await;
         // The service user, and its token, move to another account.
         let acc_2 = AttributeValue::S("acc-2".into());
         set(&stack, &stack.config.users_table, user_key(&"s".into()), attr::ACCOUNT_ID, acc_2.clone()).await;
         let key = token_key(&"s".into(), &"s-t".into());
         set(&stack, &stack.config.tokens_table, key, attr::ACCOUNT_ID, acc_2).await;
-        gate.release();
     };
-    let (got, ()) = tokio::join!(request, meddle);
+    let got = meddling(&proxy, "DeleteItem", request, meddle).await;
     assert_eq!((got.status, got.body), error(404, "pat: s-t not found"));
     let token = stack.token_item("s", "s-t").await.expect("the token survives");
     assert_eq!(token.account_id.as_str(), "acc-2");
@@ -73,15 +86,12 @@ async fn a_target_moved_to_another_account_keeps_its_token() {
 async fn a_caller_blocked_during_the_request_is_refused_on_the_next() {
     let (stack, proxy) = stack_with_gate().await;
     stack.live_token("o", "o-2").await;
-    let gate = proxy.hold("DeleteItem");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
     let request = stack.delete("o", "o-t", Some(&auth));
     let meddle = async {
-        gate.arrived().await;
         set(&stack, &stack.config.users_table, user_key(&"o".into()), attr::BLOCKED, AttributeValue::Bool(true)).await;
-        gate.release();
     };
-    let (got, ()) = tokio::join!(request, meddle);
+    let got = meddling(&proxy, "DeleteItem", request, meddle).await;
     // The checks ran before the block: the delete is ordered before it.
     assert_eq!((got.status, got.body), (200, json!({})));
     proxy.clear();
@@ -97,16 +107,13 @@ async fn a_caller_blocked_during_the_request_is_refused_on_the_next() {
 async fn a_pat_deleted_after_the_index_found_it_stops_working_at_once() {
     let (stack, proxy) = stack_with_gate().await;
     let pat = stack.live_token("o", "o-leaked").await;
-    let gate = proxy.hold("UpdateItem");
     let auth = format!("Token {pat}");
     let request = stack.delete("o", "o-t", Some(&auth));
     let meddle = async {
-        gate.arrived().await;
         // The leaked PAT is revoked after the index answered.
         delete_row(&stack, "o", "o-leaked").await;
-        gate.release();
     };
-    let (got, ()) = tokio::join!(request, meddle);
+    let got = meddling(&proxy, "UpdateItem", request, meddle).await;
     assert_eq!((got.status, got.body), error(401, "token invalid"));
     assert_eq!(stack.tokens().await, vec![("o".into(), "o-t".into()), ("s".into(), "s-t".into())]);
     let calls: Vec<String> = proxy.seen.lock().unwrap().iter().map(|c| c.operation.clone()).collect();
