@@ -203,14 +203,11 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
 }
 
 /// Sequential DynamoDB round trips of one request, counted at a proxy.
-async fn round_trips(subject: &Subject, setting: &Setting) -> usize {
+async fn round_trips(subject: &Subject) -> usize {
     let proxy = FaultProxy::start(&endpoint()).await;
     proxy.set_latency(Duration::from_millis(30));
-    let mut env = subject.env(setting);
-    env.push(("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint.clone()));
-    let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(&subject.binary, &runtime, &env);
-    runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
+    let env = vec![("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint.clone())];
+    let (runtime, function, _) = start(subject, &Setting { condition: Condition::FullCpu, env, share: None }).await;
     proxy.seen.lock().unwrap().clear();
     invoke_ok(&runtime, &function, &subject.event()).await;
     function.stop().await;
@@ -360,9 +357,9 @@ async fn main() {
         }
         results.push(by_condition);
     }
-    let round_trips_jwt = round_trips(&subjects[0], &settings[0]).await;
-    let round_trips_pat = round_trips(&subjects[1], &settings[0]).await;
-    let floor_round_trips = round_trips(&subjects[3], &settings[0]).await;
+    let round_trips_jwt = round_trips(&subjects[0]).await;
+    let round_trips_pat = round_trips(&subjects[1]).await;
+    let floor_round_trips = round_trips(&subjects[3]).await;
 
     // Every run's value of one metric, for one condition and subject.
     let values = |c: usize, s: usize, f: &Metric| -> Vec<f64> { results.iter().map(|run| f(&run[c][s])).collect() };
