@@ -6,24 +6,24 @@ use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use jsonwebtoken::Algorithm;
-use lambda_http::http::Method;
+use lambda_http::http::{HeaderValue, Method};
+use netbird_delete_token::app::App;
+use netbird_delete_token::auth::header::{parse, Credential, MAX_CREDENTIAL_LEN};
+use netbird_delete_token::auth::jwt::JwtVerifier;
+use netbird_delete_token::auth::pat::{from_secret, Pat, PREFIX, TOKEN_LEN};
 use netbird_delete_token::config::{AuthConfig, Config, KeySource};
-use netbird_delete_token::credential::{parse, Credential, MAX_CREDENTIAL_LEN};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
-use netbird_delete_token::entry::handle_event;
-use netbird_delete_token::handler::App;
+use netbird_delete_token::http::lambda::answer_event;
+use netbird_delete_token::http::route::{route, Route};
 use netbird_delete_token::ids::is_valid_id;
-use netbird_delete_token::jwt::JwtVerifier;
-use netbird_delete_token::pat::{from_secret, Pat, PREFIX, TOKEN_LEN};
-use netbird_delete_token::route::{route, Route};
-use netbird_delete_token::sdk;
+use netbird_delete_token::storage::client;
 use serde_json::value::RawValue;
 
 /// Any `Authorization` header value: parsed without panicking; a PAT is
 /// only ever accepted in its exact 40-character form.
 pub fn authorization_header(data: &[u8]) {
-    let header = std::str::from_utf8(data).map_err(|_| ());
-    match parse(Some(header)) {
+    let Ok(header) = HeaderValue::from_bytes(data) else { return };
+    match parse(Some(&header)) {
         Ok(Credential::Pat(pat)) => assert_eq!(pat.hash().len(), 44),
         Ok(Credential::Jwt(jwt)) => assert!(!jwt.is_empty() && jwt.len() <= MAX_CREDENTIAL_LEN),
         Err(_) => {}
@@ -108,7 +108,7 @@ pub fn event(data: &[u8]) {
         // Nothing listens on port 9, and nothing retries: a request that
         // gets as far as DynamoDB (a seed's well-formed PAT) fails at once.
         let client = runtime.block_on(async {
-            let shared = sdk::sdk_config()
+            let shared = client::sdk_config()
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .region(Region::new("us-east-1"))
                 .credentials_provider(Credentials::new("fuzz", "fuzz", None, None, "fuzz"))
@@ -123,7 +123,7 @@ pub fn event(data: &[u8]) {
     let Ok(raw) = serde_json::from_str::<Box<RawValue>>(text) else { return };
     let mut context = lambda_http::Context::default();
     context.request_id = "fuzz".into();
-    let response = setup.runtime.block_on(handle_event(setup.app.clone(), &raw, context));
+    let response = setup.runtime.block_on(answer_event(setup.app.clone(), &raw, context));
     let status = response["statusCode"].as_u64().expect("a status code");
     assert!((100..600).contains(&status));
     if let Some(body) = response["body"].as_str().filter(|b| !b.is_empty()) {

@@ -1,26 +1,31 @@
-//! NetBird's `DELETE /api/users/{userId}/tokens/{tokenId}` as an AWS Lambda function.
+//! NetBird's `DELETE /api/users/{userId}/tokens/{tokenId}` as an AWS Lambda
+//! function. The modules, in the order a request meets them:
 //!
-//! A request flows through these modules, in order:
-//! [`entry`] (Lambda event → HTTP request) → [`handler`], which asks
-//! [`route`] (which route, which ids), [`credential`] / [`pat`] / [`jwt`]
-//! (who is calling), [`policy`] (may they) and [`store`] (the only place
-//! that talks to DynamoDB, in [`items`]) → [`response`] (every outcome as
-//! a response, with its log line).
+//! - [`http`]: the edge. A Lambda event in ([`http::lambda`]), its route
+//!   and ids ([`http::route`]), every outcome out as a response
+//!   ([`http::response`]).
+//! - [`app`]: one request, start to end, in NetBird's order.
+//! - [`auth`]: who is calling. The `Authorization` header
+//!   ([`auth::header`]), NetBird PATs ([`auth::pat`]), JWTs ([`auth::jwt`])
+//!   and the identity provider's keys ([`auth::keys`]).
+//! - [`policy`]: may they (pure).
+//! - [`storage`]: the only code that talks to DynamoDB ([`storage::store`]),
+//!   the rows as items ([`storage::items`]), the SDK client
+//!   ([`storage::client`]).
+//!
+//! Beside them: [`config`] (settings, read once at init), [`deadline`] (the
+//! time a request has left), [`ids`] (typed
+//! ids) and [`telemetry`] (logs, metrics, the audit line). The behaviour
+//! they implement is specified in `docs/spec.md`.
 
+pub mod app;
+pub mod auth;
 pub mod config;
-pub mod credential;
+pub mod deadline;
+#[cfg(feature = "devstack")]
 pub mod devkeys;
-pub mod entry;
-mod fetch;
-pub mod handler;
+pub mod http;
 pub mod ids;
-pub mod items;
-pub mod jwks;
-pub mod jwt;
-pub mod pat;
 pub mod policy;
-pub mod response;
-pub mod route;
-pub mod sdk;
-pub mod store;
+pub mod storage;
 pub mod telemetry;

@@ -4,9 +4,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use netbird_delete_token::app::App;
 use netbird_delete_token::config::Config;
-use netbird_delete_token::handler::App;
-use netbird_delete_token::{entry, sdk, telemetry};
+use netbird_delete_token::http::lambda;
+use netbird_delete_token::storage::client;
+use netbird_delete_token::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -20,7 +22,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match App::new(&config, sdk::dynamodb_client().await) {
+    let app = match App::new(&config, client::dynamodb_client().await) {
         Ok(app) => Arc::new(app),
         Err(err) => {
             tracing::error!("invalid JWT key configuration: {err}");
@@ -31,7 +33,7 @@ async fn main() -> ExitCode {
         tracing::error!("invalid JWT key configuration: {err}");
         return ExitCode::FAILURE;
     }
-    match entry::run(app).await {
+    match lambda::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("Lambda runtime stopped: {err}");

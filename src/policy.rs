@@ -3,7 +3,7 @@
 //! verdict out; check 7 is the conditional delete itself.
 
 use crate::ids::UserId;
-use crate::items::{Role, UserItem};
+use crate::storage::items::{Role, UserItem};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {

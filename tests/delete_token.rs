@@ -135,7 +135,7 @@ async fn authentication_failures() {
     let before = stack.tokens().await;
     let expired = stack.token("o", "o-old", ACCOUNT, Some(now() - 1)).await;
     let no_expiry = stack.token("o", "o-forever", ACCOUNT, None).await;
-    let unknown = netbird_delete_token::pat::generate().unwrap();
+    let unknown = netbird_delete_token::auth::pat::generate().unwrap();
     let mut bad_checksum = stack.live_token("o", "o-pat").await;
     let last = if bad_checksum.ends_with('0') { "1" } else { "0" };
     bad_checksum.replace_range(39.., last);

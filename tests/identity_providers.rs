@@ -11,10 +11,10 @@ use aws_lc_rs::rsa::KeySize;
 use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::Algorithm;
+use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
+use netbird_delete_token::auth::keys::JwksError;
 use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::jwks::JwksError;
-use netbird_delete_token::jwt::{JwtError, JwtVerifier};
 use serde_json::{json, Value};
 
 /// A certificate chain member as providers publish it (base64 DER); the

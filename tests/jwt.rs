@@ -10,10 +10,10 @@ use base64::Engine;
 use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
+use netbird_delete_token::auth::keys::{KeyLocation, Keys, RemoteKeys};
 use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
-use netbird_delete_token::jwks::{KeyLocation, Keys, RemoteKeys};
-use netbird_delete_token::jwt::{JwtError, JwtVerifier};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://idp.test/";

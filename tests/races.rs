@@ -8,7 +8,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::faults::FaultProxy;
 use common::*;
-use netbird_delete_token::items::Item;
+use netbird_delete_token::storage::items::Item;
 use serde_json::json;
 
 async fn stack_with_gate() -> (Stack, FaultProxy) {

@@ -86,7 +86,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
     assert_eq!(audit[0]["meta.user_name"], "ci-bot");
 
     let everything = lines.join("\n");
-    let hash = netbird_delete_token::pat::hash_token(&pat);
+    let hash = netbird_delete_token::auth::pat::hash_token(&pat);
     for secret in [pat.as_str(), &pat[4..34], hash.as_str(), jwt.as_str(), jwt.rsplit('.').next().unwrap()] {
         assert!(!everything.contains(secret), "a credential reached the output");
     }
@@ -190,7 +190,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
 
         let everything = function.stop().await.join("\n");
         assert!(everything.contains("\"outcome\":\"deleted\""), "the log was read: {everything}");
-        let hash = netbird_delete_token::pat::hash_token(&pat);
+        let hash = netbird_delete_token::auth::pat::hash_token(&pat);
         let secrets = [
             ("the PAT", pat.as_str()),
             ("the PAT's secret", &pat[4..34]),

@@ -40,7 +40,7 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
     let admin_jwt = format!("Bearer {}", stack.keys.jwt("a"));
     let user_jwt = format!("Bearer {}", stack.keys.jwt("u"));
     let owner_pat = format!("Token {owner_pat}");
-    let unknown_pat = format!("Token {}", netbird_delete_token::pat::generate().unwrap());
+    let unknown_pat = format!("Token {}", netbird_delete_token::auth::pat::generate().unwrap());
     let err = |code: u16, message: &str| (code, json!({ "message": message, "code": code }));
 
     let mut warm_rss = 0;

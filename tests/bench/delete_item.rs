@@ -5,21 +5,22 @@
 
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use netbird_delete_token::config::Config;
+use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::ids::{AccountId, TokenId, UserId};
-use netbird_delete_token::sdk;
-use netbird_delete_token::store::{Deletion, Store};
+use netbird_delete_token::storage::client;
+use netbird_delete_token::storage::store::{Deletion, Store};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let store = Store::new(sdk::dynamodb_client().await, &Config::from_env()?);
+    let store = Store::new(client::dynamodb_client().await, &Config::from_env()?);
     let account = AccountId::from(std::env::var("FLOOR_ACCOUNT")?);
     let user = UserId::from("floor");
     let (store, account, user) = (&store, &account, &user);
     lambda_http::run(service_fn(move |req: Request| async move {
         let token_id = TokenId::from(req.path_parameters_ref().and_then(|p| p.first("tokenId")).unwrap_or_default());
-        let status = match store.delete_token(user, &token_id, account).await? {
+        let status = match store.delete_token(user, &token_id, account, &Deadline::Unknown).await? {
             Deletion::Deleted { .. } => 200,
-            Deletion::NotFound | Deletion::Unknown(_) => 404,
+            Deletion::NotFound | Deletion::Unconfirmed { .. } => 404,
         };
         Response::builder()
             .status(status)

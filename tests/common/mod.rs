@@ -19,14 +19,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
+use netbird_delete_token::app::App;
 use netbird_delete_token::config::Config;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
-use netbird_delete_token::entry::handle_event;
-use netbird_delete_token::handler::App;
+use netbird_delete_token::http::lambda::answer_event;
 #[allow(unused_imports)]
-pub use netbird_delete_token::items::{attr, token_key, unix_now as now, user_key, Role, TokenItem, UserItem};
+pub use netbird_delete_token::storage::items::{attr, token_key, unix_now as now, user_key, Role, TokenItem, UserItem};
 
-use netbird_delete_token::{pat, sdk};
+use netbird_delete_token::auth::pat;
+use netbird_delete_token::storage::client as sdk;
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -218,7 +219,7 @@ impl Stack {
         context.request_id = "req-test-1".into();
         context.deadline = now_ms() + 6_000;
         let raw = serde_json::value::to_raw_value(event).unwrap();
-        http_answer(handle_event(self.app.clone(), &raw, context).await)
+        http_answer(answer_event(self.app.clone(), &raw, context).await)
     }
 
     /// DELETE through an HTTP API (payload 2.0) event.

@@ -1,10 +1,10 @@
 //! The demo account `make run` starts with, and the curl commands that
 //! show it working.
 
+use netbird_delete_token::auth::pat;
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::pat;
 
-use netbird_delete_token::items::{Role, UserItem};
+use netbird_delete_token::storage::items::{Role, UserItem};
 
 use crate::{add_pat, create_tables, mint_jwt, put_user, Env, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 

@@ -22,11 +22,11 @@ use std::process::ExitCode;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
+use netbird_delete_token::auth::pat;
 use netbird_delete_token::config::loopback_url;
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::items::{unix_now, user_key, Role, TokenItem, UserItem};
-use netbird_delete_token::pat;
-use netbird_delete_token::store::store_error;
+use netbird_delete_token::storage::items::{unix_now, user_key, Role, TokenItem, UserItem};
+use netbird_delete_token::storage::store::store_error;
 
 type Result<T> = std::result::Result<T, String>;
 

@@ -15,8 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::fetch::{FetchError, Fetcher};
 use crate::config::KeyUrl;
-use crate::fetch::{FetchError, Fetcher};
 
 /// Algorithms the function accepts at all (contract §2).
 pub const SUPPORTED: [Algorithm; 6] =

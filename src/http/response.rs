@@ -1,19 +1,17 @@
 //! Every way a request can end, and the one place that turns it into a
-//! response (contract §4): one table from outcome to status, message and
-//! metric name; the same headers on every answer; one log line each.
+//! response (spec §4): one table from outcome to status, message and
+//! name; the same headers on every answer.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::{header, HeaderValue, Response, StatusCode};
 use lambda_http::Body;
 use serde_json::Value;
 
+use crate::http::route::{IdError, RouteError};
 use crate::ids::{TokenId, UserId};
 use crate::policy::Refusal;
-use crate::route::{IdError, RouteError};
-use crate::telemetry::RequestSummary;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -82,9 +80,9 @@ impl Outcome {
         }
     }
 
-    /// The response, with its log line and metrics.
-    pub fn respond(self, request_id: &str, started: Instant) -> Response<Body> {
-        let (status, name, message) = self.row();
+    /// The response; `request_id` becomes its `X-Request-Id`.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let (status, _, message) = self.row();
         let body = match self {
             Outcome::Deleted => Body::Text("{}".into()),
             Outcome::Preflight => Body::Empty,
@@ -111,7 +109,6 @@ impl Outcome {
         if let Ok(value) = HeaderValue::from_str(request_id) {
             headers.insert("x-request-id", value);
         }
-        RequestSummary { request_id, outcome: name, status: status.as_u16(), duration: started.elapsed() }.log();
         response
     }
 }
@@ -151,7 +148,7 @@ mod tests {
     use super::*;
 
     fn answer(outcome: Outcome) -> Response<Body> {
-        outcome.respond("req-1", Instant::now())
+        outcome.into_response("req-1")
     }
 
     fn body(outcome: Outcome) -> (u16, Value) {

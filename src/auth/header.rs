@@ -1,6 +1,8 @@
-//! The `Authorization` header: `<scheme> <credential>` (contract §2).
+//! The `Authorization` header: `<scheme> <credential>` (spec §2).
 
-use crate::pat::{Pat, PREFIX};
+use lambda_http::http::HeaderValue;
+
+use crate::auth::pat::{Pat, PREFIX};
 
 /// Longer credentials are refused before any parsing. API Gateway caps a
 /// header at 10 KiB; real JWTs are a few KiB at most.
@@ -19,13 +21,10 @@ pub enum CredentialError {
     Invalid,
 }
 
-/// `header` is `None` when absent; `Some(Err(()))` when not visible ASCII.
-pub fn parse(header: Option<Result<&str, ()>>) -> Result<Credential<'_>, CredentialError> {
-    let value = match header {
-        None => return Err(CredentialError::Missing),
-        Some(Err(())) => return Err(CredentialError::Invalid),
-        Some(Ok(value)) => value.trim(),
-    };
+/// The credential in `header` (`None`: the request has none). A value
+/// that is not visible ASCII cannot hold a valid credential.
+pub fn parse(header: Option<&HeaderValue>) -> Result<Credential<'_>, CredentialError> {
+    let value = header.ok_or(CredentialError::Missing)?.to_str().map_err(|_| CredentialError::Invalid)?.trim();
     let (scheme, credential) = value.split_once(' ').ok_or(CredentialError::Missing)?;
     let credential = credential.trim_start();
     if credential.is_empty() {
@@ -51,10 +50,11 @@ pub fn parse(header: Option<Result<&str, ()>>) -> Result<Credential<'_>, Credent
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pat::from_secret;
+    use crate::auth::pat::from_secret;
 
     fn kind(header: Option<&str>) -> Result<&'static str, CredentialError> {
-        parse(header.map(Ok)).map(|c| match c {
+        let value = header.map(|h| HeaderValue::from_str(h).unwrap());
+        parse(value.as_ref()).map(|c| match c {
             Credential::Jwt(_) => "jwt",
             Credential::Pat(_) => "pat",
         })
@@ -92,6 +92,7 @@ mod tests {
         assert_eq!(kind(Some("Bearer nbp_abcdefghijklmnopqrstuvwxyz0123000000")), Err(CredentialError::Invalid));
         let huge = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_LEN + 1));
         assert_eq!(kind(Some(&huge)), Err(CredentialError::Invalid));
-        assert_eq!(parse(Some(Err(()))).err(), Some(CredentialError::Invalid));
+        let not_ascii = HeaderValue::from_bytes(b"Bearer \xff.a.b").unwrap();
+        assert_eq!(parse(Some(&not_ascii)).err(), Some(CredentialError::Invalid));
     }
 }

@@ -1,11 +1,14 @@
-//! The one place that talks to DynamoDB (contract §5 and §7). Rows cross
-//! it as [`UserItem`] and [`TokenItem`].
+//! The one place that talks to DynamoDB (spec §5 and §7). Rows cross it
+//! as [`UserItem`] and [`TokenItem`]; every call ends within the
+//! request's [`Deadline`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -14,11 +17,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::ids::{AccountId, TokenId, UserId};
-use crate::items::{attr, token_key, user_key, Item, TokenItem, UserItem, HASHED_TOKEN_INDEX};
+use crate::storage::client::{timeouts, OPERATION_TIMEOUT};
+use crate::storage::items::{attr, token_key, user_key, Item, TokenItem, UserItem, HASHED_TOKEN_INDEX};
 
 /// The users-table key the warm-up reads; whatever it finds is ignored.
 const WARM_UP_KEY: &str = "warm up";
+/// Less time than this left before the deadline: no call is started.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
 
 /// A DynamoDB call failed, or returned a row the function cannot use; the
 /// detail is for logs only.
@@ -54,10 +61,12 @@ pub enum Deletion {
     Deleted { name: String },
     /// No such token under that user in that account; nothing changed.
     NotFound,
-    /// An attempt may have reached DynamoDB and been applied, and no answer
-    /// says whether it was (contract §7): a timeout, a lost connection or a
-    /// 5xx, then a retry that failed or found the row gone.
-    Unknown(StoreError),
+    /// An attempt was sent and no whole answer says what it did (spec §7):
+    /// it timed out (the deadline's cut included), lost its connection, got
+    /// a 5xx, or its answer was cut after the status line; then a retry
+    /// failed or found the row gone. `applied`: a cut answer's status said
+    /// 2xx, so DynamoDB did delete the row.
+    Unconfirmed { applied: bool, cause: StoreError },
 }
 
 pub struct Store {
@@ -77,25 +86,28 @@ impl Store {
     /// UpdateItem beside a GetItem; two users' GetItems).
     pub async fn warm_up(&self) -> Result<(), StoreError> {
         let key = UserId::from(WARM_UP_KEY);
-        let (first, second) = tokio::join!(self.get_user(&key), self.get_user(&key));
+        let unbounded = Deadline::Unknown;
+        let (first, second) = tokio::join!(self.get_user(&key, &unbounded), self.get_user(&key, &unbounded));
         first.and(second).map(|_| ())
     }
 
     /// Strongly consistent: a user blocked a moment ago is blocked now.
-    pub async fn user(&self, user_id: &UserId) -> Result<Option<UserItem>, StoreError> {
-        let Some(item) = self.get_user(user_id).await? else { return Ok(None) };
+    pub async fn user(&self, user_id: &UserId, deadline: &Deadline) -> Result<Option<UserItem>, StoreError> {
+        let Some(item) = self.get_user(user_id, deadline).await? else { return Ok(None) };
         UserItem::from_item(&item)
             .map(Some)
             .map_err(|e| StoreError { operation: "GetItem", detail: format!("users row {user_id}: {e}") })
     }
 
-    async fn get_user(&self, user_id: &UserId) -> Result<Option<Item>, StoreError> {
+    async fn get_user(&self, user_id: &UserId, deadline: &Deadline) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.users_table)
             .set_key(Some(user_key(user_id)))
             .consistent_read(true)
+            .customize()
+            .config_override(within(deadline, "GetItem")?)
             .send()
             .await
             .map_err(store_error("GetItem"))?;
@@ -104,7 +116,11 @@ impl Store {
 
     /// The token row whose hash is `hashed_token`. The index is eventually
     /// consistent: [`Store::mark_used`] confirms the row still exists.
-    pub async fn token_by_hash(&self, hashed_token: &str) -> Result<Option<TokenItem>, StoreError> {
+    pub async fn token_by_hash(
+        &self,
+        hashed_token: &str,
+        deadline: &Deadline,
+    ) -> Result<Option<TokenItem>, StoreError> {
         let out = self
             .client
             .query()
@@ -114,6 +130,8 @@ impl Store {
             .expression_attribute_names("#hash", attr::HASHED_TOKEN)
             .expression_attribute_values(":hash", AttributeValue::S(hashed_token.into()))
             .limit(1)
+            .customize()
+            .config_override(within(deadline, "Query")?)
             .send()
             .await
             .map_err(store_error("Query"))?;
@@ -126,7 +144,7 @@ impl Store {
     /// Records a PAT's use, on the table itself rather than the index: only
     /// if the row still exists with that hash. `false` when it does not (the
     /// token was deleted a moment ago); never recreates a row.
-    pub async fn mark_used(&self, token: &TokenItem, now: i64) -> Result<bool, StoreError> {
+    pub async fn mark_used(&self, token: &TokenItem, now: i64, deadline: &Deadline) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -138,6 +156,8 @@ impl Store {
             .expression_attribute_names("#hash", attr::HASHED_TOKEN)
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":hash", AttributeValue::S(token.hashed_token.clone()))
+            .customize()
+            .config_override(within(deadline, "UpdateItem")?)
             .send()
             .await;
         match result {
@@ -147,14 +167,15 @@ impl Store {
         }
     }
 
-    /// Deletes the token if it is `user_id`'s and in `account_id` (contract
-    /// §5: one conditional DeleteItem). `Err` only when DynamoDB certainly
-    /// did not apply it.
+    /// Deletes the token if it is `user_id`'s and in `account_id` (spec §5:
+    /// one conditional DeleteItem), within `deadline`. `Err` only when
+    /// DynamoDB certainly did not apply it.
     pub async fn delete_token(
         &self,
         user_id: &UserId,
         token_id: &TokenId,
         account_id: &AccountId,
+        deadline: &Deadline,
     ) -> Result<Deletion, StoreError> {
         let attempts = Arc::new(Attempts::default());
         let result = self
@@ -168,10 +189,11 @@ impl Store {
             .expression_attribute_values(":account", AttributeValue::S(account_id.to_string()))
             .return_values(ReturnValue::AllOld)
             .customize()
+            .config_override(within(deadline, "DeleteItem")?)
             .interceptor(AttemptsInterceptor(attempts.clone()))
             .send()
             .await;
-        let maybe_applied_before = attempts.unanswered() > 0;
+        let unconfirmed = |cause| Deletion::Unconfirmed { applied: attempts.applied(), cause };
         match result {
             Ok(out) => {
                 // The audit wants the name; a malformed old row still was deleted.
@@ -181,32 +203,49 @@ impl Store {
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
             {
-                if maybe_applied_before {
-                    let detail = "an earlier attempt went unanswered; the retry found no such row".to_owned();
-                    Ok(Deletion::Unknown(StoreError { operation: "DeleteItem", detail }))
+                if attempts.unanswered() > 0 {
+                    let detail = "an earlier attempt got no whole answer; the retry found no such row".to_owned();
+                    Ok(unconfirmed(StoreError { operation: "DeleteItem", detail }))
                 } else {
                     Ok(Deletion::NotFound)
                 }
             }
-            Err(e) if maybe_applied_before => Ok(Deletion::Unknown(store_error("DeleteItem")(e))),
+            Err(e) if attempts.unanswered() > 0 => Ok(unconfirmed(store_error("DeleteItem")(e))),
             Err(e) => Err(store_error("DeleteItem")(e)),
         }
     }
 }
 
-/// How many attempts of one call were sent, and how many got an answer
-/// that says the request was not applied or was (any status below 500).
+/// One call's settings when it must end within `deadline`; an error, with
+/// nothing sent, when too little time is left to make it.
+fn within(deadline: &Deadline, operation: &'static str) -> Result<aws_sdk_dynamodb::config::Builder, StoreError> {
+    let budget = deadline.bound(OPERATION_TIMEOUT);
+    if budget < MIN_CALL_TIME {
+        let detail = format!("not sent: {} ms left before the Lambda deadline", budget.as_millis());
+        return Err(StoreError { operation, detail });
+    }
+    Ok(aws_sdk_dynamodb::config::Builder::default().timeout_config(timeouts(budget)))
+}
+
+/// How many attempts of one call were sent, and how many got a whole
+/// answer that says what happened: a status below 500 and a body read to
+/// its end. A timeout, a lost connection, a 5xx or a body cut short leaves
+/// the attempt unanswered: DynamoDB may have applied it.
 #[derive(Debug, Default)]
 struct Attempts {
     sent: AtomicU32,
     answered: AtomicU32,
+    /// Some attempt's status line said 2xx, whatever became of its body.
+    applied: AtomicBool,
 }
 
 impl Attempts {
-    /// Sent attempts that timed out, lost their connection or got a 5xx:
-    /// each may have been applied.
     fn unanswered(&self) -> u32 {
         self.sent.load(Ordering::Relaxed).saturating_sub(self.answered.load(Ordering::Relaxed))
+    }
+
+    fn applied(&self) -> bool {
+        self.applied.load(Ordering::Relaxed)
     }
 }
 
@@ -234,7 +273,25 @@ impl Intercept for AttemptsInterceptor {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if context.response().status().as_u16() < 500 {
+        if context.response().status().is_success() {
+            self.0.applied.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Runs once the body was read (or failed to be): only then does the
+    /// answer count.
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let whole = match context.output_or_error() {
+            Ok(_) => true,
+            Err(error) => error.is_operation_error(),
+        };
+        if whole && context.response().status().as_u16() < 500 {
             self.0.answered.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use lambda_http::http::header::HOST;
@@ -15,77 +15,84 @@ use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, Service};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::handler::App;
-use crate::response::{to_lambda_json, Outcome};
+use crate::app::App;
+use crate::deadline::Deadline;
+use crate::http::response::{to_lambda_json, Outcome};
+use crate::telemetry::RequestSummary;
 
 /// Longer paths cannot be this route, nor (percent-encoded) a URI.
 const MAX_PATH_BYTES: usize = 16 * 1024;
 /// Bodies are ignored; a large one is refused before anything else is read.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Answer this long before Lambda's deadline, so a slow dependency becomes
-/// a 500 rather than a timeout.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// Last resort for code that does not honour the [`Deadline`] (a bug): an
+/// answer this long before Lambda's. Every DynamoDB call ends within the
+/// deadline's larger margin, so this never cuts a delete short.
+const LAST_RESORT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Runs the Lambda runtime loop until the process ends.
 pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = app.clone();
-        async move { Ok::<Value, Infallible>(handle_event(app, &event.payload, event.context).await) }
+        async move { Ok::<Value, Infallible>(answer_event(app, &event.payload, event.context).await) }
     }))
     .await
 }
 
 /// One raw event to the JSON response Lambda returns to its caller.
-pub async fn handle_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
-    answer_event(
-        move |req| {
-            let app = app.clone();
-            async move { app.handle(&req).await }
-        },
-        payload,
-        context,
-    )
-    .await
+pub async fn answer_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
+    let serve = move |req, deadline| {
+        let app = app.clone();
+        async move { app.serve(&req, deadline).await }
+    };
+    answer_with(serve, payload, context).await
 }
 
-/// `payload` answered by `handle`, within the deadline, as the event
-/// source's JSON; an unreadable event, a timeout or a panic still gets an
-/// HTTP answer.
-async fn answer_event<H, F>(handle: H, payload: &RawValue, context: Context) -> Value
+/// `payload` answered by `serve` as the event source's JSON; an
+/// unreadable event, a handler past the deadline or a panic still gets an
+/// HTTP answer, and every request one log line.
+async fn answer_with<S, F>(serve: S, payload: &RawValue, context: Context) -> Value
 where
-    H: Fn(Request) -> F + Send + 'static,
+    S: Fn(Request, Deadline) -> F + Send + 'static,
     F: Future<Output = Outcome> + Send,
 {
     let started = Instant::now();
     let request_id = context.request_id.clone();
     let request = match read_event(payload) {
         Ok(request) => request,
-        Err(outcome) => return to_lambda_json(outcome.respond(&request_id, started)),
+        Err(outcome) => return to_lambda_json(finish(outcome, &request_id, started)),
     };
-    let budget = time_left(context.deadline);
+    let deadline = Deadline::from_lambda_ms(context.deadline);
     let id = request_id.clone();
     // lambda_http makes the HTTP request of the event, and the event
     // source's JSON of the response.
     let mut adapter = Adapter::from(service_fn(move |req: Request| {
-        let (answer, id) = (handle(req), id.clone());
-        async move {
-            let outcome = match budget {
-                Some(budget) => tokio::time::timeout(budget, answer).await.unwrap_or_else(|_| {
-                    tracing::error!("no answer before the Lambda deadline");
-                    Outcome::Internal
-                }),
-                None => answer.await,
-            };
-            Ok::<_, Infallible>(outcome.respond(&id, started))
-        }
+        let (answer, id) = (serve(req, deadline), id.clone());
+        async move { Ok::<_, Infallible>(finish(last_resort(answer, &deadline).await, &id, started)) }
     }));
     // A bug must not take the process down: it becomes a 500, which the
     // 5xx alarm sees.
     let answered = AssertUnwindSafe(adapter.call(LambdaEvent::new(request, context))).catch_unwind().await;
     match answered.map(|Ok(response)| serde_json::to_value(response)) {
         Ok(Ok(json)) => json,
-        _ => to_lambda_json(Outcome::Internal.respond(&request_id, started)),
+        _ => to_lambda_json(finish(Outcome::Internal, &request_id, started)),
     }
+}
+
+/// The response to `outcome`, and the request's one log line.
+fn finish(outcome: Outcome, request_id: &str, started: Instant) -> lambda_http::Response<lambda_http::Body> {
+    let (status, name, _) = outcome.row();
+    RequestSummary { request_id, outcome: name, status: status.as_u16(), duration: started.elapsed() }.log();
+    outcome.into_response(request_id)
+}
+
+/// `answer`, or a 500 just before Lambda's own deadline if it never comes.
+async fn last_resort(answer: impl Future<Output = Outcome>, deadline: &Deadline) -> Outcome {
+    let Some(left) = deadline.left() else { return answer.await };
+    let limit = left + crate::deadline::ANSWER_MARGIN - LAST_RESORT_MARGIN;
+    tokio::time::timeout(limit, answer).await.unwrap_or_else(|_| {
+        tracing::error!("no answer before the Lambda deadline");
+        Outcome::Internal
+    })
 }
 
 /// The event as an HTTP API, REST API or ALB request that lambda_http can
@@ -128,16 +135,6 @@ fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
     Ok(request)
 }
 
-/// Time until `deadline_ms` (Unix milliseconds) less the margin; `None`
-/// when no usable deadline is known. `cargo lambda watch` sends a duration
-/// (600000) instead of a time: a deadline already past is taken as unknown,
-/// and the SDK's own timeouts still bound the request.
-fn time_left(deadline_ms: u64) -> Option<Duration> {
-    let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
-    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?);
-    Some(left.saturating_sub(DEADLINE_MARGIN))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,14 +158,18 @@ mod tests {
         context
     }
 
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
     fn body(json: &Value) -> Value {
         serde_json::from_str(json["body"].as_str().unwrap()).unwrap()
     }
 
     #[tokio::test]
     async fn a_panic_is_a_500_not_a_400() {
-        let handler = |_req: Request| async { panic!("a bug") };
-        let got = answer_event(handler, &event("DELETE"), context()).await;
+        let handler = |_req: Request, _: Deadline| async { panic!("a bug") };
+        let got = answer_with(handler, &event("DELETE"), context()).await;
         assert_eq!(got["statusCode"], 500);
         assert_eq!(body(&got), serde_json::json!({ "message": "internal server error", "code": 500 }));
         assert_eq!(got["headers"]["x-request-id"], "req-1");
@@ -177,41 +178,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_past_the_deadline_is_a_500() {
-        let handler = |_req: Request| async { std::future::pending::<Outcome>().await };
-        let mut context = context();
-        context.deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 600;
-        let got = answer_event(handler, &event("DELETE"), context).await;
-        assert_eq!(got["statusCode"], 500);
+        let handler = |_req: Request, _: Deadline| async { std::future::pending::<Outcome>().await };
+        // Past, near and later deadlines: never a hang (the test's own limit fails it instead).
+        for deadline_ms in [now_ms() - 1_000, now_ms() + 600, now_ms() + 1_200] {
+            let mut context = context();
+            context.deadline = deadline_ms;
+            let got = tokio::time::timeout(Duration::from_secs(5), answer_with(handler, &event("DELETE"), context))
+                .await
+                .expect("an answer before Lambda's deadline");
+            assert_eq!(got["statusCode"], 500);
+        }
     }
 
     #[tokio::test]
     async fn unreadable_and_readable_events_get_the_same_headers() {
         let not_http = serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap();
-        let unreadable = answer_event(|_req: Request| async { Outcome::Deleted }, &not_http, context()).await;
-        let readable = answer_event(|_req: Request| async { Outcome::TokenInvalid }, &event("DELETE"), context()).await;
+        let unreadable = answer_with(|_: Request, _: Deadline| async { Outcome::Deleted }, &not_http, context()).await;
+        let readable =
+            answer_with(|_: Request, _: Deadline| async { Outcome::TokenInvalid }, &event("DELETE"), context()).await;
         assert_eq!((unreadable["statusCode"].as_u64(), readable["statusCode"].as_u64()), (Some(400), Some(401)));
         for got in [&unreadable, &readable] {
             let mut names: Vec<&String> = got["headers"].as_object().unwrap().keys().collect();
             names.sort();
             assert_eq!(names, ["access-control-allow-origin", "content-type", "x-request-id"], "{got}");
         }
-    }
-
-    fn now_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-    }
-
-    #[test]
-    fn deadlines_leave_a_margin() {
-        let left = time_left(now_ms() + 6_000).unwrap();
-        assert!(left <= Duration::from_millis(5_500) && left > Duration::from_millis(5_000), "{left:?}");
-        assert_eq!(time_left(now_ms() + 100), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn implausible_deadlines_are_unknown() {
-        assert_eq!(time_left(0), None);
-        assert_eq!(time_left(600_000), None);
-        assert_eq!(time_left(now_ms() - 1_000), None);
     }
 }

@@ -1,19 +1,20 @@
-//! One request, start to end, in the contract's order: route,
+//! One request, start to end, in NetBird's order (spec §3): route,
 //! authenticate, validate ids, check permissions, delete, audit.
 
 use lambda_http::http::HeaderMap;
 use lambda_http::{Request, RequestExt};
 
+use crate::auth::header::{self, Credential, CredentialError};
+use crate::auth::jwt::{JwtError, JwtVerifier};
+use crate::auth::keys::JwksError;
 use crate::config::Config;
-use crate::credential::{self, Credential, CredentialError};
+use crate::deadline::Deadline;
+use crate::http::response::Outcome;
+use crate::http::route::{route, Route, Target};
 use crate::ids::UserId;
-use crate::items::{unix_now, TokenItem, UserItem};
-use crate::jwks::JwksError;
-use crate::jwt::{JwtError, JwtVerifier};
 use crate::policy::may_delete_token;
-use crate::response::Outcome;
-use crate::route::{route, Route};
-use crate::store::{Deletion, Store, StoreError};
+use crate::storage::items::{unix_now, TokenItem, UserItem};
+use crate::storage::store::{Deletion, Store, StoreError};
 use crate::telemetry::{AuditEvent, AuditResult};
 
 /// Everything built once at init and shared by every request.
@@ -44,31 +45,34 @@ impl App {
         keys
     }
 
-    /// How `req` ends; never fails.
-    pub async fn handle(&self, req: &Request) -> Outcome {
-        match self.try_handle(req).await {
-            Ok(outcome) | Err(outcome) => outcome,
+    /// How `req` ends, working within `deadline`; never fails.
+    pub async fn serve(&self, req: &Request, deadline: Deadline) -> Outcome {
+        let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
+        match route(req.method(), req.raw_http_path(), params) {
+            Err(not_routed) => not_routed.into(),
+            Ok(Route::Preflight) => Outcome::Preflight,
+            Ok(Route::Delete(target)) => match self.delete(req.headers(), target, &deadline).await {
+                Ok(()) => Outcome::Deleted,
+                Err(why_not) => why_not,
+            },
         }
     }
 
-    async fn try_handle(&self, req: &Request) -> Result<Outcome, Outcome> {
-        let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
-        let target = match route(req.method(), req.raw_http_path(), params)? {
-            Route::Preflight => return Ok(Outcome::Preflight),
-            Route::Delete(target) => target,
-        };
-        let caller = self.authenticate(req.headers()).await?;
+    /// Deletes the token `target` names, or says why not: authenticate,
+    /// validate ids, check permissions, delete, audit (spec §3).
+    async fn delete(&self, headers: &HeaderMap, target: Target, deadline: &Deadline) -> Result<(), Outcome> {
+        let caller = self.authenticate(headers, deadline).await?;
         let (target_id, token_id) = target.validated()?;
 
         // A PAT's row is confirmed on the table (the index may lag a
         // delete) while the users are read: no extra round trip.
         let pat_still_valid = async {
             match &caller.pat {
-                Some(pat) => self.store.mark_used(pat, unix_now()).await,
+                Some(pat) => self.store.mark_used(pat, unix_now(), deadline).await,
                 None => Ok(true),
             }
         };
-        let (users, pat_still_valid) = tokio::join!(self.users(&caller.user_id, &target_id), pat_still_valid);
+        let (users, pat_still_valid) = tokio::join!(self.users(&caller.user_id, &target_id, deadline), pat_still_valid);
         if !pat_still_valid.map_err(internal)? {
             return Err(Outcome::TokenInvalid);
         }
@@ -79,7 +83,7 @@ impl App {
             })?;
 
         let deletion =
-            self.store.delete_token(&target_id, &token_id, &caller_row.account_id).await.map_err(internal)?;
+            self.store.delete_token(&target_id, &token_id, &caller_row.account_id, deadline).await.map_err(internal)?;
         let audit = |result, token_name: &str| {
             AuditEvent {
                 result,
@@ -96,20 +100,19 @@ impl App {
         match deletion {
             Deletion::Deleted { name } => {
                 audit(AuditResult::Deleted, &name);
-                Ok(Outcome::Deleted)
+                Ok(())
             }
             Deletion::NotFound => Err(Outcome::TokenNotFound(token_id.clone())),
-            Deletion::Unknown(err) => {
-                tracing::error!(error = %err, "the delete's outcome is unknown");
-                audit(AuditResult::Unknown, "");
+            Deletion::Unconfirmed { applied, cause } => {
+                tracing::error!(error = %cause, applied, "the delete was sent and no whole answer came back");
+                audit(if applied { AuditResult::Deleted } else { AuditResult::Unknown }, "");
                 Err(Outcome::Internal)
             }
         }
     }
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Outcome> {
-        let header = headers.get("authorization").map(|v| v.to_str().map_err(|_| ()));
-        match credential::parse(header) {
+    async fn authenticate(&self, headers: &HeaderMap, deadline: &Deadline) -> Result<Caller, Outcome> {
+        match header::parse(headers.get("authorization")) {
             Err(CredentialError::Missing) => Err(Outcome::NoAuthentication),
             Err(CredentialError::Invalid) => Err(Outcome::TokenInvalid),
             Ok(Credential::Jwt(token)) => match self.jwt.verify(token).await {
@@ -121,8 +124,12 @@ impl App {
                 }
             },
             Ok(Credential::Pat(pat)) => {
-                let row =
-                    self.store.token_by_hash(&pat.hash()).await.map_err(internal)?.ok_or(Outcome::TokenInvalid)?;
+                let row = self
+                    .store
+                    .token_by_hash(&pat.hash(), deadline)
+                    .await
+                    .map_err(internal)?
+                    .ok_or(Outcome::TokenInvalid)?;
                 if !row.is_live(unix_now()) {
                     return Err(Outcome::TokenInvalid);
                 }
@@ -136,12 +143,13 @@ impl App {
         &self,
         caller_id: &UserId,
         target_id: &UserId,
+        deadline: &Deadline,
     ) -> Result<(Option<UserItem>, Option<UserItem>), StoreError> {
         if caller_id == target_id {
-            let user = self.store.user(caller_id).await?;
+            let user = self.store.user(caller_id, deadline).await?;
             return Ok((user.clone(), user));
         }
-        tokio::try_join!(self.store.user(caller_id), self.store.user(target_id))
+        tokio::try_join!(self.store.user(caller_id, deadline), self.store.user(target_id, deadline))
     }
 }
 

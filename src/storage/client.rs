@@ -1,4 +1,4 @@
-//! The DynamoDB client's setup: timeouts and retries (contract §7), TLS
+//! The DynamoDB client's setup: timeouts and retries (spec §7), TLS
 //! trust, credentials. Region and `AWS_ENDPOINT_URL_DYNAMODB` come from the
 //! environment, as for any SDK client.
 
@@ -15,10 +15,12 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext,
 use aws_smithy_http_client::Builder as HttpClientBuilder;
 
 /// Lambda gives up to 6 s on the default timeout (template.yaml); three
-/// attempts of at most 1 s each, plus backoff, end well before it.
+/// attempts of at most 1 s each, plus backoff, end well before it. Each
+/// call also ends within the request's deadline (the store cuts the
+/// operation timeout to the time left).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(3500);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(3500);
 const MAX_ATTEMPTS: u32 = 3;
 
 /// The roots that sign AWS's own service endpoints (Amazon Trust Services).
@@ -32,11 +34,7 @@ pub async fn dynamodb_client() -> Client {
 /// The function's timeouts, standard retries, TLS trust and credentials,
 /// open to further settings (the tests point it at a proxy).
 pub fn sdk_config() -> aws_config::ConfigLoader {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build();
+    let timeouts = timeouts(OPERATION_TIMEOUT);
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     // Stalled-stream protection guards long transfers; these bodies are a
     // few hundred bytes under a 1 s attempt timeout.
@@ -52,6 +50,16 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     loader
+}
+
+/// The function's timeouts, with every call (retries included) ending
+/// within `operation`.
+pub fn timeouts(operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(operation))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(operation))
+        .operation_timeout(operation)
+        .build()
 }
 
 /// AWS's own DynamoDB endpoints are signed by Amazon's roots: trusting only

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Validation};
 use serde_json::Value;
 
+use crate::auth::keys::{JwksError, KeyLocation, KeySet, Keys, RemoteKeys, SUPPORTED};
 use crate::config::{AuthConfig, KeySource};
 use crate::ids::UserId;
-use crate::jwks::{JwksError, KeyLocation, KeySet, Keys, RemoteKeys, SUPPORTED};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 60;
