@@ -241,3 +241,84 @@ async fn keys_found_by_oidc_discovery() {
     let lines = function.stop().await;
     assert!(lines.iter().any(|l| l.contains("https://evil.example/") && l.contains("AUTH_ISSUER")), "{lines:#?}");
 }
+
+/// The audit lines (activity 42) among a function's output lines.
+fn audit_lines(lines: &[String]) -> Vec<Value> {
+    lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|d| d["activity"] == 42).collect()
+}
+
+/// Polls until `token` is gone from the table: DynamoDB applies a request
+/// the function gave up on when the proxy forwards it.
+async fn gone_within(stack: &Stack, user: &str, token: &str, limit: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if stack.token_item(user, token).await.is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// DynamoDB applies the delete and the connection drops after the answer's
+/// status line and headers: the attempt was not answered, the retry finds
+/// no row. 500, and the audit line says the row was deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_whose_answer_is_cut_after_its_headers_is_a_500_and_audited() {
+    let proxy = FaultProxy::start(&endpoint()).await;
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    stack.live_token("o", "o-t").await;
+    stack.live_token("o", "o-keep").await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+    proxy.once(Fault::CutAfterHeaders, "DeleteItem");
+    let auth = format!("Bearer {}", stack.keys.jwt("o"));
+    let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+    assert_eq!((got.status, got.body), error(500, "internal server error"));
+    assert_eq!(proxy.injected(), 1);
+    assert_eq!(stack.tokens().await, vec![("o".to_owned(), "o-keep".to_owned())], "the first attempt was applied");
+
+    let audit = audit_lines(&function.stop().await);
+    assert_eq!(audit.len(), 1, "{audit:#?}");
+    assert_eq!((audit[0]["result"].as_str(), audit[0]["token_id"].as_str()), (Some("deleted"), Some("o-t")));
+    assert_eq!(audit[0]["initiator_id"], "o");
+}
+
+/// A 3 s function whose DynamoDB answers each call in 0.9 s. On the PAT
+/// path (two rounds of reads) the delete starts with 0.7 s left: the time
+/// left bounds it, the SDK gives up, DynamoDB still applies it. The answer
+/// is 500 and the audit line says the outcome is unknown, where Lambda's
+/// deadline used to cancel the call and leave no line. On the JWT path (one
+/// round) the delete fits and succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_bounds_a_sent_delete_and_never_hides_it() {
+    let proxy = FaultProxy::start(&endpoint()).await;
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    let pat = stack.live_token("o", "o-login").await;
+    stack.live_token("o", "o-by-pat").await;
+    stack.live_token("o", "o-by-jwt").await;
+    let runtime = RuntimeApi::with_timeout(Duration::from_secs(3)).await;
+    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+    proxy.set_latency(Duration::from_millis(900));
+
+    let by_pat = http_event_answer(&runtime, "o-by-pat", &format!("Token {pat}")).await;
+    assert_eq!((by_pat.status, by_pat.body), error(500, "internal server error"));
+    assert!(gone_within(&stack, "o", "o-by-pat", Duration::from_secs(3)).await, "DynamoDB applied the delete");
+    let by_jwt = http_event_answer(&runtime, "o-by-jwt", &format!("Bearer {}", stack.keys.jwt("o"))).await;
+    assert_eq!((by_jwt.status, by_jwt.body), (200, json!({})));
+    assert!(stack.token_item("o", "o-by-jwt").await.is_none());
+    assert!(stack.token_item("o", "o-login").await.is_some());
+
+    let audit = audit_lines(&function.stop().await);
+    let results: Vec<(&str, &str)> =
+        audit.iter().map(|a| (a["token_id"].as_str().unwrap(), a["result"].as_str().unwrap())).collect();
+    assert_eq!(results, [("o-by-pat", "unknown"), ("o-by-jwt", "deleted")], "{audit:#?}");
+}
+
+async fn http_event_answer(runtime: &RuntimeApi, token_id: &str, auth: &str) -> Answer {
+    http_answer(runtime.invoke(&http_api_event("DELETE", "o", token_id, Some(auth))).await)
+}

@@ -49,6 +49,9 @@ pub enum Fault {
     Reset,
     /// Forwards the request, so DynamoDB applies it, and never answers.
     LoseAnswer,
+    /// Forwards the request, sends the answer's status line and headers
+    /// and half its body, then closes the connection.
+    CutAfterHeaders,
 }
 
 #[derive(Clone, Debug)]
@@ -180,7 +183,7 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
             }
         };
         match fault {
-            None | Some(Fault::LoseAnswer) => {
+            None | Some(Fault::LoseAnswer) | Some(Fault::CutAfterHeaders) => {
                 if upstream_conn.is_none() {
                     upstream_conn = TcpStream::connect(&upstream).await.ok();
                 }
@@ -194,6 +197,11 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
                 }
                 if fault == Some(Fault::LoseAnswer) {
                     return hold_open(client).await;
+                }
+                if fault == Some(Fault::CutAfterHeaders) {
+                    let _ = client.write_all(&to_bytes(&head, &body[..body.len() / 2])).await;
+                    let _ = client.shutdown().await;
+                    return;
                 }
                 if client.write_all(&to_bytes(&head, &body)).await.is_err() {
                     return;

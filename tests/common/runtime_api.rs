@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, Notify};
 use super::http1::read_message;
 
 /// Each invocation's deadline, as Lambda would set it for the template's timeout.
-const FUNCTION_TIMEOUT_MS: u64 = 6_000;
+const TEMPLATE_TIMEOUT: Duration = Duration::from_secs(6);
 
 #[derive(Default)]
 struct State {
@@ -27,6 +27,7 @@ struct State {
     first_poll: Mutex<Option<Instant>>,
     init_error: Mutex<Option<String>>,
     next_id: AtomicU64,
+    timeout: Mutex<Duration>,
 }
 
 pub struct RuntimeApi {
@@ -35,10 +36,16 @@ pub struct RuntimeApi {
 }
 
 impl RuntimeApi {
+    /// A Runtime API for a function with the template's timeout.
     pub async fn start() -> RuntimeApi {
+        Self::with_timeout(TEMPLATE_TIMEOUT).await
+    }
+
+    /// A Runtime API whose invocations have `timeout` each.
+    pub async fn with_timeout(timeout: Duration) -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let state = Arc::new(State::default());
+        let state = Arc::new(State { timeout: Mutex::new(timeout), ..State::default() });
         let s = state.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
@@ -86,7 +93,7 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
                 }
                 state.ready.notified().await;
             };
-            let deadline = super::now_ms() + FUNCTION_TIMEOUT_MS;
+            let deadline = super::now_ms() + state.timeout.lock().unwrap().as_millis() as u64;
             format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
                  lambda-runtime-deadline-ms: {deadline}\r\n\
