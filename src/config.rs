@@ -66,6 +66,11 @@ impl KeyUrl {
     pub fn as_url(&self) -> &Url {
         &self.0
     }
+
+    /// On this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.0)
+    }
 }
 
 /// An `http://` or `https://` URL to a loopback host (`localhost`,

@@ -1,14 +1,20 @@
-//! User, token and account ids (contract §1), each its own type so that
-//! one can never be passed where another is expected.
+//! User, token and account ids (spec §1), each its own type so that one
+//! can never be passed where another is expected.
 
 use std::fmt;
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest id accepted from a request, in bytes.
 const MAX_ID_LEN: usize = 256;
 
-/// 1 to 256 bytes, no control characters, no `/`.
+/// 1 to 256 bytes, no `/`, no control characters, and no format
+/// characters (Unicode category Cf: bidirectional overrides such as
+/// U+202E, zero-width spaces): an id that reads as another in a log or an
+/// audit line is refused.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c.is_control() || c == '/')
+    let invisible = |c: char| c.is_control() || c.general_category() == GeneralCategory::Format;
+    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c == '/' || invisible(c))
 }
 
 macro_rules! id_type {
@@ -84,6 +90,9 @@ mod tests {
         assert!(!is_valid_id("a\u{0}b"));
         assert!(!is_valid_id("a\u{7f}b"));
         assert!(!is_valid_id("a\u{85}b"));
+        for format in ['\u{202E}', '\u{200B}', '\u{200E}', '\u{2066}', '\u{FEFF}', '\u{AD}', '\u{E0041}'] {
+            assert!(!is_valid_id(&format!("tok{format}en")), "{format:?}");
+        }
         assert_eq!(TokenId::parse("a/b"), None);
     }
 }

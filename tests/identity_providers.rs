@@ -294,6 +294,17 @@ async fn discovery_of_a_plain_http_key_set_stops_init() {
 }
 
 #[tokio::test]
+async fn discovery_without_an_issuer_stops_init() {
+    let idp = Idp::start().await;
+    let mut configuration: Value = serde_json::from_str(&openid_configuration(&idp, "x", &idp.url("/certs"))).unwrap();
+    configuration.as_object_mut().unwrap().remove("issuer");
+    idp.set(WELL_KNOWN, Reply::json(configuration.to_string()));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/")).unwrap();
+    assert!(matches!(verifier.warm_up().await, Err(JwksError::IssuerMismatch { .. })));
+    assert_eq!(idp.hits("/certs"), 0, "no key set is fetched");
+}
+
+#[tokio::test]
 async fn an_unreadable_configuration_is_retried_not_fatal() {
     let key = DevKey::generate_es256("k").unwrap();
     let idp = Idp::start().await;
@@ -310,7 +321,7 @@ async fn an_unreadable_configuration_is_retried_not_fatal() {
 }
 
 #[tokio::test]
-async fn redirects_stay_on_their_scheme_and_host() {
+async fn redirects_stay_on_their_origin() {
     let key = DevKey::generate_es256("k").unwrap();
     let issuer = "https://idp.test/";
     let idp = Idp::start().await;
@@ -318,6 +329,10 @@ async fn redirects_stay_on_their_scheme_and_host() {
     idp.set("/keys", Reply::json(key.jwks_json().unwrap()));
     // Same scheme and host, another name for this machine: refused.
     idp.set("/elsewhere", Reply::redirect(&format!("http://localhost:{}/keys", idp.port)));
+    // Same scheme and host, another port (another service): refused.
+    let other = Idp::start().await;
+    other.set("/keys", Reply::json(key.jwks_json().unwrap()));
+    idp.set("/other-port", Reply::redirect(&other.url("/keys")));
     let verify_from = |path: &str| {
         let config = auth_config(issuer, KeySource::Url(KeyUrl::parse(&idp.url(path)).unwrap()));
         let token = key.sign(&claims(issuer)).unwrap();
@@ -331,4 +346,6 @@ async fn redirects_stay_on_their_scheme_and_host() {
     assert_eq!(idp.hits("/keys"), 1);
     assert_eq!(verify_from("/elsewhere").await, Err(JwtError::KeysUnavailable));
     assert_eq!(idp.hits("/keys"), 1, "the other host was never asked");
+    assert_eq!(verify_from("/other-port").await, Err(JwtError::KeysUnavailable));
+    assert_eq!(other.hits("/keys"), 0, "the other port was never asked");
 }

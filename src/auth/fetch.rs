@@ -1,7 +1,7 @@
 //! Fetching the identity provider's documents (its OpenID configuration
-//! and its key set, contract §6): `https://` only (plain `http://` to a
-//! loopback host), no redirect to another scheme or host, at most 1 MiB
-//! in at most 3 s.
+//! and its key set, spec §6): `https://` only (plain `http://` to a
+//! loopback host), no redirect to another origin, at most 1 MiB in at
+//! most 3 s.
 
 use std::time::Duration;
 
@@ -59,14 +59,16 @@ impl Fetcher {
     }
 }
 
-/// A redirect is followed only to the same scheme and host: never from
-/// https down to http, never to another server.
+/// A redirect is followed only within the same origin (scheme, host and
+/// port): never from https down to http, never to another server or to
+/// another service on the same host.
 fn same_origin_redirects(attempt: Attempt<'_>) -> reqwest::redirect::Action {
     let Some(first) = attempt.previous().first() else { return attempt.stop() };
-    let same = attempt.url().scheme() == first.scheme() && attempt.url().host_str() == first.host_str();
-    if !same {
-        let error =
-            format!("refused a redirect to another scheme or host ({})", attempt.url().origin().ascii_serialization());
+    if attempt.url().origin() != first.origin() {
+        let error = format!(
+            "refused a redirect to another origin: scheme, host or port ({})",
+            attempt.url().origin().ascii_serialization()
+        );
         attempt.error(error)
     } else if attempt.previous().len() > MAX_REDIRECTS {
         attempt.error("too many redirects")

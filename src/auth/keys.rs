@@ -22,6 +22,9 @@ use crate::config::KeyUrl;
 pub const SUPPORTED: [Algorithm; 6] =
     [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
 
+/// Keys tried for a token without `kid`: real key sets hold one to three
+/// signing keys per algorithm.
+pub const MAX_KIDLESS_CANDIDATES: usize = 3;
 /// `max-age` when the server sends none, and the bounds it is clamped to.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 const MIN_MAX_AGE: Duration = Duration::from_secs(30);
@@ -56,7 +59,10 @@ pub enum JwksError {
     Discovery(String),
     #[error("the OpenID configuration's issuer {found:?} is not AUTH_ISSUER {expected:?}")]
     IssuerMismatch { expected: String, found: String },
-    #[error("the OpenID configuration's jwks_uri {0:?} is not an https:// URL (http:// only for a loopback host)")]
+    #[error(
+        "the OpenID configuration's jwks_uri {0:?} is not an https:// URL (a loopback host only when the \
+         configuration itself is served from one)"
+    )]
     BadJwksUri(String),
 }
 
@@ -87,13 +93,17 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// Keys that may verify a token with this `kid` (all keys when the token
-    /// names none) and this algorithm.
+    /// Keys that may verify a token with this `kid` and this algorithm. A
+    /// token that names no `kid` is tried against the first
+    /// [`MAX_KIDLESS_CANDIDATES`] keys of its algorithm only, so a large
+    /// key set cannot make one request cost many signature checks.
     pub fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: Algorithm) -> impl Iterator<Item = &'a DecodingKey> {
+        let limit = if kid.is_some() { usize::MAX } else { MAX_KIDLESS_CANDIDATES };
         self.keys
             .iter()
             .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
             .filter(move |k| k.algorithms.contains(&alg))
+            .take(limit)
             .map(|k| &k.key)
     }
 }
@@ -331,16 +341,27 @@ struct OpenIdConfiguration {
 }
 
 /// The `jwks_uri` of the provider's OpenID configuration at `endpoint`,
-/// whose `issuer`, when it names one, must be `issuer`.
+/// whose `issuer` must be `issuer` (a configuration without one is refused
+/// like one that names another).
 async fn discover(fetcher: &Fetcher, endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
-    let fetched = fetcher.get(endpoint).await?;
+    keys_url_of(&fetcher.get(endpoint).await?.body, endpoint, issuer)
+}
+
+/// The key set's URL in the OpenID configuration `document`, served at
+/// `endpoint`, checked against `issuer`.
+fn keys_url_of(document: &[u8], endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
     let config: OpenIdConfiguration =
-        serde_json::from_slice(&fetched.body).map_err(|e| JwksError::Discovery(e.to_string()))?;
-    if let Some(found) = config.issuer.filter(|found| found != issuer) {
+        serde_json::from_slice(document).map_err(|e| JwksError::Discovery(e.to_string()))?;
+    let found = config.issuer.unwrap_or_default();
+    if found != issuer {
         return Err(JwksError::IssuerMismatch { expected: issuer.to_owned(), found });
     }
     let jwks_uri = config.jwks_uri.ok_or_else(|| JwksError::Discovery("it has no jwks_uri".into()))?;
-    KeyUrl::parse(&jwks_uri).ok_or(JwksError::BadJwksUri(jwks_uri))
+    // A document from a real provider may not point the function at a
+    // service on its own machine (the Lambda Runtime API listens there).
+    KeyUrl::parse(&jwks_uri)
+        .filter(|url| !url.is_loopback() || endpoint.is_loopback())
+        .ok_or(JwksError::BadJwksUri(jwks_uri))
 }
 
 #[cfg(test)]
@@ -397,6 +418,42 @@ mod tests {
         assert!(matches!(KeySet::parse(br#"{"keys":[]}"#), Err(JwksError::NoUsableKey)));
         assert!(matches!(KeySet::parse(b"not json"), Err(JwksError::Json(_))));
         assert!(matches!(KeySet::parse(br#"{"keys":{}}"#), Err(JwksError::Json(_))));
+    }
+
+    #[test]
+    fn a_token_without_kid_tries_a_few_keys_only() {
+        let many: Vec<String> = (0..50).map(|i| RSA.replace(r#""kid":"r""#, &format!(r#""kid":"k{i}""#))).collect();
+        let set = KeySet::parse(format!(r#"{{"keys":[{}]}}"#, many.join(",")).as_bytes()).unwrap();
+        assert_eq!(set.candidates(None, Algorithm::RS256).count(), MAX_KIDLESS_CANDIDATES);
+        assert_eq!(set.candidates(Some("k42"), Algorithm::RS256).count(), 1);
+    }
+
+    #[test]
+    fn a_discovered_key_url_is_https_and_never_this_machine_unless_discovery_is() {
+        let remote = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let local = KeyUrl::parse("http://127.0.0.1:8080/.well-known/openid-configuration").unwrap();
+        let doc = |issuer: Option<&str>, jwks_uri: &str| {
+            let mut doc = serde_json::json!({ "jwks_uri": jwks_uri });
+            if let Some(issuer) = issuer {
+                doc["issuer"] = issuer.into();
+            }
+            doc.to_string().into_bytes()
+        };
+        let issuer = Some("https://idp.example/");
+        let url = |doc: &[u8], endpoint| keys_url_of(doc, endpoint, "https://idp.example/");
+        assert!(url(&doc(issuer, "https://idp.example/keys"), &remote).is_ok());
+        for hostile in [
+            "http://idp.example/keys",
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://localhost/keys",
+            "http://[::1]/keys",
+        ] {
+            assert!(matches!(url(&doc(issuer, hostile), &remote), Err(JwksError::BadJwksUri(_))), "{hostile}");
+        }
+        assert!(url(&doc(issuer, "http://127.0.0.1:8080/keys"), &local).is_ok(), "local development");
+        let missing = url(&doc(None, "https://idp.example/keys"), &remote);
+        assert!(matches!(missing, Err(JwksError::IssuerMismatch { .. })), "no issuer is no match");
+        assert!(missing.unwrap_err().is_configuration());
     }
 
     #[test]
