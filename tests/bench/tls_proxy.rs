@@ -26,8 +26,7 @@ pub struct TlsProxy {
 
 impl TlsProxy {
     pub async fn start(upstream: &str, rtt: Duration) -> TlsProxy {
-        let dir = std::env::temp_dir().join(format!("netbird-bench-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = private_dir();
         let (ca, der, key) = (dir.join("ca.pem"), dir.join("cert.der"), dir.join("key.der"));
         let openssl = |args: &[&str]| {
             let status = Command::new("openssl").args(args).current_dir(&dir).status();
@@ -105,4 +104,20 @@ async fn serve(client: TcpStream, acceptor: TlsAcceptor, upstream: String, rtt: 
             return;
         }
     }
+}
+
+/// A new folder only this user may enter, for the keys: created here, never
+/// one that was already there (another user could have made it first).
+fn private_dir() -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    for attempt in 0..100u32 {
+        let dir = std::env::temp_dir().join(format!("netbird-bench-tls-{}-{nanos}-{attempt}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
+    panic!("no fresh folder for the bench's TLS files")
 }

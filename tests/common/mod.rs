@@ -1,5 +1,5 @@
 //! A real stack for the tests: DynamoDB Local (started by
-//! `tests/tools/with-dynamodb-local`), tables created from template.yaml by
+//! `scripts/with-dynamodb-local`), tables created from template.yaml by
 //! `devstack`, and the real handler fed real event JSON.
 #![allow(dead_code)]
 
@@ -42,7 +42,7 @@ pub fn now_ms() -> u64 {
 /// DynamoDB Local's address; the tests cannot run without it.
 pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test` (tests/tools/with-dynamodb-local)")
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test` (scripts/with-dynamodb-local)")
     })
 }
 

@@ -19,6 +19,7 @@ mod schema;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
@@ -51,9 +52,9 @@ async fn run(args: &[String]) -> Result<()> {
         args.split_first().ok_or("usage: devstack tables|user|pat|jwks|jwt|demo [--flag value]...")?;
     let flags = Flags::parse(rest)?;
     match command.as_str() {
-        "tables" => create_tables(&Env::load().await?, &flags.get_or("template", "template.yaml")).await,
+        "tables" => create_tables(&Env::load()?, &flags.get_or("template", "template.yaml")).await,
         "user" => {
-            let env = Env::load().await?;
+            let env = Env::load()?;
             put_user(
                 &env,
                 &UserItem {
@@ -69,7 +70,7 @@ async fn run(args: &[String]) -> Result<()> {
             .await
         }
         "pat" => {
-            let env = Env::load().await?;
+            let env = Env::load()?;
             let days: i64 = flags.get_or("days", "30").parse().map_err(|_| "--days takes a number")?;
             let user = flags.required("user")?;
             let id = flags.get_or("id", &format!("tok-{}", unix_now()));
@@ -99,7 +100,7 @@ async fn run(args: &[String]) -> Result<()> {
             Ok(())
         }
         "demo" => {
-            let env = Env::load().await?;
+            let env = Env::load()?;
             let key = load_or_create_key(&flags.get_or("key", DEFAULT_KEY))?;
             demo::seed_and_print(&env, &key, &flags.get_or("base-url", "http://127.0.0.1:9000")).await
         }
@@ -116,7 +117,11 @@ pub struct Env {
 impl Env {
     /// The tables, on a DynamoDB Local that `AWS_ENDPOINT_URL_DYNAMODB`
     /// names; any other endpoint is refused before anything is written.
-    async fn load() -> Result<Self> {
+    /// The client is set up here, endpoint and dummy keys included, without
+    /// the SDK's profile and environment chain: no profile setting
+    /// (`ignore_configured_endpoint_urls`, a named profile's credentials)
+    /// can send it to a real account.
+    fn load() -> Result<Self> {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set"));
         let endpoint = var("AWS_ENDPOINT_URL_DYNAMODB")
             .map_err(|e| format!("{e}: devstack writes only to a DynamoDB Local on this machine"))?;
@@ -126,8 +131,17 @@ impl Env {
                  DynamoDB Local on this machine (its demo PATs are published)"
             ));
         }
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Env { client: Client::new(&shared), tokens_table: var("TOKENS_TABLE")?, users_table: var("USERS_TABLE")? })
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "devstack"))
+            .build();
+        Ok(Env {
+            client: Client::from_conf(config),
+            tokens_table: var("TOKENS_TABLE")?,
+            users_table: var("USERS_TABLE")?,
+        })
     }
 }
 
