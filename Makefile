@@ -23,9 +23,14 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features devstack --locked -- -D warnings
 
+# Every test, then the IAM check over the DynamoDB calls they recorded.
+CALL_LOG := $(CURDIR)/target/dynamodb-calls.jsonl
+POLICY_TEST := the_template_policy_allows_exactly_the_calls_the_suite_made
 unit-and-integration:
 	cargo build --locked --features devstack --lib --bins --tests
-	$(WITH_DDB) cargo test --locked --features devstack --lib --bins --tests
+	rm -f $(CALL_LOG)
+	CALL_LOG=$(CALL_LOG) $(WITH_DDB) cargo test --locked --features devstack --lib --bins --tests -- --skip $(POLICY_TEST)
+	CALL_LOG=$(CALL_LOG) cargo test --locked --features devstack --test iam_policy
 
 ## make bench [BENCH_RUNS=3] [BENCH_RTT_MS=2]: the release bootstrap in Lambda's conditions (CPU share,
 ## TLS, round trips) at 128/256/1024 MB and at full CPU, beside its floors; checks the budgets

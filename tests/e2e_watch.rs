@@ -55,7 +55,7 @@ async fn the_function_under_cargo_lambda_watch() {
     stack.live_token("u", "u-t").await;
 
     let env_file = std::env::temp_dir().join(format!("delete-token-e2e-{}.env", std::process::id()));
-    let mut env = stack.function_env(&endpoint());
+    let mut env = stack.function_env(&stack.dynamodb);
     for (name, value) in env.iter_mut() {
         if *name == "AUTH_JWKS" {
             *value = format!("'{value}'"); // the env file's quoting

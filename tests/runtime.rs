@@ -96,7 +96,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
 async fn a_bad_setting_stops_the_function_at_init() {
     let stack = Stack::new().await;
     let runtime = RuntimeApi::start().await;
-    let mut env = stack.function_env(&endpoint());
+    let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_ISSUER");
     let mut function = Function::spawn(binary(), &runtime, &env);
     let code = function.exit_code(Duration::from_secs(20)).await;
@@ -106,7 +106,7 @@ async fn a_bad_setting_stops_the_function_at_init() {
     assert!(lines.iter().any(|l| l.contains("AUTH_ISSUER is required")), "{lines:#?}");
 
     let runtime = RuntimeApi::start().await;
-    let mut env = stack.function_env(&endpoint());
+    let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_JWKS");
     env.push(("AUTH_JWKS", r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into()));
     let mut function = Function::spawn(binary(), &runtime, &env);
@@ -172,7 +172,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         stack.user("o", ACCOUNT, "owner").await;
         let pat = stack.live_token("o", "o-login").await;
         stack.live_token("o", "o-t").await;
-        let mut env = stack.function_env(&endpoint());
+        let mut env = stack.function_env(&stack.dynamodb);
         env.push((asked.0, asked.1.into()));
         env.push(("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()));
         env.push(("AWS_SESSION_TOKEN", SESSION_TOKEN.into()));
@@ -217,7 +217,7 @@ async fn keys_found_by_oidc_discovery() {
     idp.set("/certs", Reply::json(stack.keys.jwks()));
     let configuration = |issuer: &str| json!({ "issuer": issuer, "jwks_uri": idp.url("/certs") }).to_string();
     let env_with = |discovery: String| {
-        let mut env = stack.function_env(&endpoint());
+        let mut env = stack.function_env(&stack.dynamodb);
         env.retain(|(k, _)| *k != "AUTH_JWKS");
         env.push(("AUTH_OIDC_CONFIG_ENDPOINT", discovery));
         env

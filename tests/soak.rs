@@ -31,7 +31,7 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
     let before = stack.tokens().await;
 
     let runtime = RuntimeApi::start().await;
-    let mut env = stack.function_env(&endpoint());
+    let mut env = stack.function_env(&stack.dynamodb);
     env.push(("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()));
     let function = Function::spawn(Path::new(env!("CARGO_BIN_EXE_delete-token")), &runtime, &env);
     runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");

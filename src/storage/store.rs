@@ -142,8 +142,10 @@ impl Store {
     }
 
     /// Records a PAT's use, on the table itself rather than the index: only
-    /// if the row still exists with that hash. `false` when it does not (the
-    /// token was deleted a moment ago); never recreates a row.
+    /// if the row still exists. `false` when it does not (the token was
+    /// deleted a moment ago); never recreates a row. The condition names the
+    /// key alone, so IAM can limit this write to `lastUsed` (token ids are
+    /// never reused: the row under this key is the token the index found).
     pub async fn mark_used(&self, token: &TokenItem, now: i64, deadline: &Deadline) -> Result<bool, StoreError> {
         let result = self
             .client
@@ -151,11 +153,10 @@ impl Store {
             .table_name(&self.tokens_table)
             .set_key(Some(token_key(&token.user_id, &token.token_id)))
             .update_expression("SET #used = :now")
-            .condition_expression("#hash = :hash")
+            .condition_expression("attribute_exists(#token)")
             .expression_attribute_names("#used", attr::LAST_USED)
-            .expression_attribute_names("#hash", attr::HASHED_TOKEN)
+            .expression_attribute_names("#token", attr::TOKEN_ID)
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":hash", AttributeValue::S(token.hashed_token.clone()))
             .customize()
             .config_override(within(deadline, "UpdateItem")?)
             .send()

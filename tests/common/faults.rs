@@ -159,6 +159,9 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
         let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
+        if let Some(operation) = &operation {
+            super::calls::record(operation, &body);
+        }
         let held = gate.lock().unwrap().clone().filter(|g| operation.as_deref() == Some(g.operation));
         if let Some(gate) = held {
             gate.arrived.notify_one();

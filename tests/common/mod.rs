@@ -6,6 +6,7 @@
 #[cfg(not(feature = "devstack"))]
 compile_error!("these tests drive devstack: run them with `make test` (cargo test --features devstack)");
 
+pub mod calls;
 pub mod faults;
 pub mod http1;
 pub mod idp;
@@ -73,6 +74,8 @@ pub fn claims(sub: &str) -> Value {
 }
 
 pub struct Stack {
+    /// Where the function reaches DynamoDB: a proxy that records its calls.
+    pub dynamodb: String,
     pub client: Client,
     pub config: Config,
     pub keys: Keys,
@@ -86,9 +89,11 @@ pub struct Answer {
 }
 
 impl Stack {
-    /// Fresh, uniquely named tables from template.yaml, and an App on them.
+    /// Fresh, uniquely named tables from template.yaml, and an App on
+    /// them, reaching DynamoDB Local through a proxy that only records.
     pub async fn new() -> Stack {
-        Self::with_endpoint(&endpoint()).await
+        let recorder = faults::FaultProxy::start(&endpoint()).await;
+        Self::with_endpoint(&recorder.endpoint).await
     }
 
     /// The tables are created on DynamoDB Local; the function talks to
@@ -118,7 +123,7 @@ impl Stack {
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
         let function_client = Client::new(&sdk::sdk_config().endpoint_url(function_endpoint).load().await);
         let app = Arc::new(App::new(&config, function_client).unwrap());
-        Stack { client, config, keys, app }
+        Stack { dynamodb: function_endpoint.to_owned(), client, config, keys, app }
     }
 
     /// The function's settings for these tables, talking to `endpoint`.

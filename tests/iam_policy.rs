@@ -1,0 +1,149 @@
+//! The template's IAM policy matches what the function does: every
+//! DynamoDB call the rest of the test suite saw the function make (recorded
+//! in `CALL_LOG` by the test proxies) is allowed by a statement of the
+//! function's policy, and every statement, action, attribute and
+//! `ReturnValues` the policy allows was used by some call. A new call
+//! without a policy change, or a policy line nothing uses, fails.
+//!
+//! `make test` runs it after every other test; on its own it has no log.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::calls::RecordedCall;
+use serde_norway::Value;
+
+/// One statement of the function's policy, as far as the check needs it.
+#[derive(Debug)]
+struct Statement {
+    sid: String,
+    actions: Vec<String>,
+    /// The table's logical id, and the index when the resource is one.
+    resource: (String, Option<String>),
+    /// `ForAllValues:StringEquals` on `dynamodb:Attributes`, if any.
+    attributes: Option<BTreeSet<String>>,
+    /// `StringEqualsIfExists` on `dynamodb:ReturnValues`, if any.
+    return_values: Option<BTreeSet<String>>,
+}
+
+const TABLES: [(&str, &str); 2] = [("tokens-", "TokensTable"), ("users-", "UsersTable")];
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The statements of `DeleteTokenFunction`'s inline policy. A resource is
+/// read by the names it mentions, whatever the intrinsic functions around them.
+fn policy(template: &str) -> Vec<Statement> {
+    let doc: Value = serde_norway::from_str(template).unwrap();
+    let policies = &doc["Resources"]["DeleteTokenFunction"]["Properties"]["Policies"];
+    let mut statements = Vec::new();
+    for policy in policies.as_sequence().expect("the function has inline policies") {
+        for s in policy["Statement"].as_sequence().expect("statements") {
+            assert_eq!(s["Effect"].as_str(), Some("Allow"));
+            let text = format!("{:?}", s["Resource"]);
+            let table = TABLES
+                .iter()
+                .map(|(_, id)| *id)
+                .find(|id| text.contains(id))
+                .unwrap_or_else(|| panic!("a resource that names no table: {text}"));
+            let index = text.contains("/index/hashedToken-index").then(|| "hashedToken-index".to_owned());
+            let condition = &s["Condition"];
+            let set = |value: &Value| -> Option<BTreeSet<String>> {
+                (!value.is_null()).then(|| strings(value).into_iter().collect())
+            };
+            statements.push(Statement {
+                sid: s["Sid"].as_str().unwrap_or_default().to_owned(),
+                actions: strings(&s["Action"]),
+                resource: (table.to_owned(), index),
+                attributes: set(&condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]),
+                return_values: set(&condition["StringEqualsIfExists"]["dynamodb:ReturnValues"]),
+            });
+        }
+    }
+    statements
+}
+
+fn resource_of(call: &RecordedCall) -> Option<(String, Option<String>)> {
+    let (_, id) = TABLES.iter().find(|(prefix, _)| call.table.starts_with(prefix))?;
+    Some((id.to_string(), call.index.clone()))
+}
+
+fn allows(statement: &Statement, call: &RecordedCall) -> bool {
+    statement.actions.contains(&format!("dynamodb:{}", call.operation))
+        && resource_of(call).as_ref() == Some(&statement.resource)
+        && statement.attributes.as_ref().is_none_or(|allowed| call.attributes.is_subset(allowed))
+        && statement.return_values.as_ref().is_none_or(|allowed| allowed.contains(&call.return_values))
+}
+
+/// What the policy allows that no call used, and the calls it refuses.
+fn mismatches(statements: &[Statement], calls: &BTreeSet<RecordedCall>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for call in calls {
+        if !statements.iter().any(|s| allows(s, call)) {
+            problems.push(format!("refused by the policy: {call:?}"));
+        }
+    }
+    for statement in statements {
+        let used: Vec<&RecordedCall> = calls.iter().filter(|c| allows(statement, c)).collect();
+        for action in &statement.actions {
+            if !used.iter().any(|c| format!("dynamodb:{}", c.operation) == *action) {
+                problems.push(format!("{}: {action} is allowed and never used", statement.sid));
+            }
+        }
+        let written: BTreeSet<&String> = used.iter().flat_map(|c| &c.attributes).collect();
+        for attribute in statement.attributes.iter().flatten() {
+            if !written.contains(attribute) {
+                problems.push(format!("{}: attribute {attribute} is allowed and never used", statement.sid));
+            }
+        }
+        for value in statement.return_values.iter().flatten() {
+            if !used.iter().any(|c| c.return_values == *value) {
+                problems.push(format!("{}: ReturnValues {value} is allowed and never used", statement.sid));
+            }
+        }
+    }
+    problems
+}
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap()
+}
+
+#[test]
+fn the_template_policy_allows_exactly_the_calls_the_suite_made() {
+    let path = std::env::var("CALL_LOG").expect("CALL_LOG is not set: run this through `make test`");
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}: run through `make test`"));
+    let calls: BTreeSet<RecordedCall> = log
+        .lines()
+        .map(|line| serde_json::from_str::<RecordedCall>(line).unwrap())
+        .filter(|call| resource_of(call).is_some())
+        .collect();
+    assert!(calls.len() >= 4, "too few calls were recorded to judge the policy: {calls:#?}");
+    let problems = mismatches(&policy(&template()), &calls);
+    assert!(problems.is_empty(), "{problems:#?}\nrecorded: {calls:#?}");
+}
+
+/// The check itself can fail: a write the function never makes (its own
+/// hash rewritten) is refused, and a policy line for it is reported unused.
+#[test]
+fn the_check_refuses_a_write_outside_the_policy() {
+    let statements = policy(&template());
+    let call = |operation: &str, attributes: &[&str]| RecordedCall {
+        operation: operation.into(),
+        table: "tokens-x".into(),
+        index: None,
+        attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        return_values: "NONE".into(),
+    };
+    let mint = call("UpdateItem", &["userId", "tokenId", "hashedToken"]);
+    assert!(!statements.iter().any(|s| allows(s, &mint)), "rewriting hashedToken is refused");
+    let problems = mismatches(&statements, &BTreeSet::from([mint, call("PutItem", &["userId", "tokenId"])]));
+    assert!(problems.iter().any(|p| p.contains("refused by the policy") && p.contains("hashedToken")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("dynamodb:Query is allowed and never used")), "{problems:#?}");
+}
