@@ -68,9 +68,10 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
         let doc = requests[line];
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NetBird/DeleteToken");
         assert_eq!(
-            (doc["Outcome"].as_str(), doc[metric].as_u64(), doc["Requests"].as_u64()),
+            (doc["outcome"].as_str(), doc[metric].as_u64(), doc["Requests"].as_u64()),
             (Some(outcome), Some(1), Some(1))
         );
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]), "metrics without dimensions");
     }
     assert_eq!(docs.iter().filter(|d| d.get("_aws").is_some()).count(), 3, "no other EMF documents");
 

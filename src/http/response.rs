@@ -37,8 +37,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The table: status, the outcome's stable name (logs, the `Outcome`
-    /// metric dimension), and the message of the body.
+    /// The table: status, the outcome's stable name (the `outcome` field of
+    /// the request's log line), and the message of the body.
     pub fn row(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
         use Refusal::*;
         use StatusCode as S;
