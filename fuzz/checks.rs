@@ -76,7 +76,7 @@ pub fn jwt(data: &[u8]) {
         };
         Setup {
             runtime: tokio::runtime::Builder::new_current_thread().build().expect("runtime"),
-            verifier: JwtVerifier::new(&config).expect("verifier"),
+            verifier: JwtVerifier::new(&config, None).expect("verifier"),
         }
     });
     let Ok(token) = std::str::from_utf8(data) else { return };

@@ -1,12 +1,15 @@
 //! One request, start to end, in NetBird's order (spec §3): route,
 //! authenticate, validate ids, check permissions, delete, audit.
 
+use std::sync::Arc;
+
 use lambda_http::http::HeaderMap;
 use lambda_http::{Request, RequestExt};
 
 use crate::auth::header::{self, Credential, CredentialError};
 use crate::auth::jwt::{JwtError, JwtVerifier};
 use crate::auth::keys::JwksError;
+use crate::auth::provider_keys::SharedKeyCache;
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::http::response::Outcome;
@@ -19,7 +22,7 @@ use crate::telemetry::{AuditEvent, AuditResult};
 
 /// Everything built once at init and shared by every request.
 pub struct App {
-    store: Store,
+    store: Arc<Store>,
     jwt: JwtVerifier,
 }
 
@@ -31,18 +34,31 @@ struct Caller {
 
 impl App {
     pub fn new(config: &Config, client: aws_sdk_dynamodb::Client) -> Result<Self, JwksError> {
-        Ok(App { store: Store::new(client, config), jwt: JwtVerifier::new(&config.auth)? })
+        let store = Arc::new(Store::new(client, config));
+        let shared = config.key_cache_table.is_some().then(|| store.clone() as Arc<dyn SharedKeyCache>);
+        Ok(App { jwt: JwtVerifier::new(&config.auth, shared)?, store })
     }
 
-    /// Opens the DynamoDB connections and fetches remote keys while Lambda's
-    /// init phase gives the CPU in full. A failure is logged, not fatal;
-    /// a key configuration that can never work is.
-    pub async fn warm_up(&self) -> Result<(), JwksError> {
-        let (store, keys) = tokio::join!(self.store.warm_up(), self.jwt.warm_up());
-        if let Err(err) = store {
+    /// While Lambda's init phase gives the CPU in full: opens the two
+    /// DynamoDB connections a request may use at once (two calls at once),
+    /// and takes the identity provider's keys from the shared cache; with a
+    /// shared cache, its read is the second call. Never waits for the
+    /// provider: a stale or missing cache entry is refreshed in the
+    /// background. A failure is logged; the first request connects again.
+    pub async fn warm_up(&self) {
+        let keys = self.jwt.keys();
+        let second = async {
+            keys.warm_up().await;
+            if keys.reads_shared_cache() {
+                Ok(())
+            } else {
+                self.store.warm_up().await
+            }
+        };
+        let (first, second) = tokio::join!(self.store.warm_up(), second);
+        if let Err(err) = first.and(second) {
             tracing::warn!(error = %err, "DynamoDB warm-up failed; the first request will connect");
         }
-        keys
     }
 
     /// How `req` ends, working within `deadline`; never fails.

@@ -1,4 +1,4 @@
-//! Settings from the environment (contract §6), validated once at init.
+//! Settings from the environment (spec §6), validated once at init.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -9,6 +9,9 @@ use reqwest::Url;
 pub struct Config {
     pub tokens_table: String,
     pub users_table: String,
+    /// `KEY_CACHE_TABLE`: where every instance shares the identity
+    /// provider's keys; without it each instance fetches its own.
+    pub key_cache_table: Option<String>,
     pub auth: AuthConfig,
 }
 
@@ -122,6 +125,7 @@ impl Config {
         Ok(Config {
             tokens_table: require("TOKENS_TABLE")?,
             users_table: require("USERS_TABLE")?,
+            key_cache_table: get("KEY_CACHE_TABLE"),
             auth: AuthConfig {
                 issuer: require("AUTH_ISSUER")?,
                 audiences,

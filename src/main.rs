@@ -29,10 +29,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = app.warm_up().await {
-        tracing::error!("invalid JWT key configuration: {err}");
-        return ExitCode::FAILURE;
-    }
+    app.warm_up().await;
     match lambda::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

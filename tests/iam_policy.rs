@@ -27,7 +27,7 @@ struct Statement {
     return_values: Option<BTreeSet<String>>,
 }
 
-const TABLES: [(&str, &str); 2] = [("tokens-", "TokensTable"), ("users-", "UsersTable")];
+const TABLES: [(&str, &str); 3] = [("tokens-", "TokensTable"), ("users-", "UsersTable"), ("keys-", "KeyCacheTable")];
 
 fn strings(value: &Value) -> Vec<String> {
     match value {

@@ -12,7 +12,6 @@ use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
-use netbird_delete_token::auth::keys::JwksError;
 use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::DevKey;
 use serde_json::{json, Value};
@@ -70,8 +69,8 @@ impl Provider {
             user_id_claim: self.user_id_claim.into(),
             ..auth_config(&self.issuer, KeySource::Url(KeyUrl::parse(&idp.url("/keys")).unwrap()))
         };
-        let verifier = JwtVerifier::new(&config).unwrap();
-        verifier.warm_up().await.unwrap();
+        let verifier = JwtVerifier::new(&config, None).unwrap();
+        verifier.keys().warm_up().await;
         let token = key.sign(&self.claims).unwrap();
         let got = verifier.verify(&token).await.map(|id| id.to_string());
         assert_eq!(idp.hits("/keys"), 1, "{}: one fetch", self.name);
@@ -266,41 +265,45 @@ async fn discovery_finds_the_key_set() {
     let jwks_uri = idp.url("/realms/netbird/protocol/openid-connect/certs");
     idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, &issuer, &jwks_uri)));
     idp.set("/realms/netbird/protocol/openid-connect/certs", Reply::json(key.jwks_json().unwrap()));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), &issuer)).unwrap();
-    verifier.warm_up().await.unwrap();
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), &issuer), None).unwrap();
+    verifier.keys().warm_up().await;
     assert_eq!(verifier.verify(&key.sign(&claims(&issuer)).unwrap()).await.map(|u| u.to_string()), Ok("u-1".into()));
     assert_eq!((idp.hits(WELL_KNOWN), idp.hits("/realms/netbird/protocol/openid-connect/certs")), (1, 1));
 }
 
 #[tokio::test]
-async fn discovery_of_another_issuer_stops_init() {
+async fn discovery_of_another_issuer_gives_no_keys() {
     let idp = Idp::start().await;
     let jwks_uri = idp.url("/certs");
     idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, "https://evil.example/", &jwks_uri)));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/")).unwrap();
-    let err = verifier.warm_up().await.unwrap_err();
-    assert!(matches!(err, JwksError::IssuerMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("https://evil.example/"), "{err}");
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/"), None).unwrap();
+    verifier.keys().warm_up().await;
+    let token = DevKey::generate_es256("k").unwrap().sign(&claims("https://idp.test/")).unwrap();
+    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
     assert_eq!(idp.hits("/certs"), 0, "no key set is fetched from it");
 }
 
 #[tokio::test]
-async fn discovery_of_a_plain_http_key_set_stops_init() {
+async fn discovery_of_a_plain_http_key_set_gives_no_keys() {
     let idp = Idp::start().await;
     let issuer = "https://idp.test/";
     idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, issuer, "http://idp.test/certs")));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer)).unwrap();
-    assert!(matches!(verifier.warm_up().await, Err(JwksError::BadJwksUri(_))));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer), None).unwrap();
+    verifier.keys().warm_up().await;
+    let token = DevKey::generate_es256("k").unwrap().sign(&claims(issuer)).unwrap();
+    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
 }
 
 #[tokio::test]
-async fn discovery_without_an_issuer_stops_init() {
+async fn discovery_without_an_issuer_gives_no_keys() {
     let idp = Idp::start().await;
     let mut configuration: Value = serde_json::from_str(&openid_configuration(&idp, "x", &idp.url("/certs"))).unwrap();
     configuration.as_object_mut().unwrap().remove("issuer");
     idp.set(WELL_KNOWN, Reply::json(configuration.to_string()));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/")).unwrap();
-    assert!(matches!(verifier.warm_up().await, Err(JwksError::IssuerMismatch { .. })));
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/"), None).unwrap();
+    verifier.keys().warm_up().await;
+    let token = DevKey::generate_es256("k").unwrap().sign(&claims("https://idp.test/")).unwrap();
+    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
     assert_eq!(idp.hits("/certs"), 0, "no key set is fetched");
 }
 
@@ -310,8 +313,8 @@ async fn an_unreadable_configuration_is_retried_not_fatal() {
     let idp = Idp::start().await;
     let issuer = "https://idp.test/";
     idp.set(WELL_KNOWN, Reply::json("<html>maintenance</html>"));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer)).unwrap();
-    verifier.warm_up().await.unwrap();
+    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer), None).unwrap();
+    verifier.keys().warm_up().await;
     let token = key.sign(&claims(issuer)).unwrap();
     assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
     idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, issuer, &idp.url("/certs"))));
@@ -337,8 +340,8 @@ async fn redirects_stay_on_their_origin() {
         let config = auth_config(issuer, KeySource::Url(KeyUrl::parse(&idp.url(path)).unwrap()));
         let token = key.sign(&claims(issuer)).unwrap();
         async move {
-            let verifier = JwtVerifier::new(&config).unwrap();
-            verifier.warm_up().await.unwrap();
+            let verifier = JwtVerifier::new(&config, None).unwrap();
+            verifier.keys().warm_up().await;
             verifier.verify(&token).await.map(|u| u.to_string())
         }
     };

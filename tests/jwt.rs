@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,7 @@ use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
-use netbird_delete_token::auth::keys::{KeyLocation, Keys, RemoteKeys};
+use netbird_delete_token::auth::provider_keys::{KeyLocation, Keys, ProviderKeys};
 use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use serde_json::{json, Value};
@@ -51,7 +52,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let es = DevKey::generate_es256("es").unwrap();
     let rs = DevKey::generate_rsa("rs", Algorithm::RS256).unwrap();
-    let verifier = JwtVerifier::new(&config(KeySource::Inline(jwks_json(&[&es, &rs]).unwrap()))).unwrap();
+    let verifier = JwtVerifier::new(&config(KeySource::Inline(jwks_json(&[&es, &rs]).unwrap())), None).unwrap();
     Fixture { es, rs, verifier }
 }
 
@@ -99,7 +100,7 @@ async fn the_user_id_claim_is_configurable() {
     let es = DevKey::generate_es256("es").unwrap();
     let mut config = config(KeySource::Inline(es.jwks_json().unwrap()));
     config.user_id_claim = "https://netbird.io/user_id".into();
-    let verifier = JwtVerifier::new(&config).unwrap();
+    let verifier = JwtVerifier::new(&config, None).unwrap();
     let token = es.sign(&with(claims(), "https://netbird.io/user_id", json!("nb-7"))).unwrap();
     assert_eq!(verifier.verify(&token).await, Ok("nb-7".into()));
     assert_eq!(verifier.verify(&es.sign(&claims()).unwrap()).await, Err(JwtError::Invalid));
@@ -175,11 +176,11 @@ async fn remote_keys_are_fetched_once_and_cached() {
     let url = KeyUrl::parse(&idp.url("/jwks.json")).unwrap();
     let config = config(KeySource::Url(url.clone()));
     let gap = Duration::from_millis(300);
-    let keys = Keys::Remote(Box::new(RemoteKeys::with_refetch_gap(KeyLocation::Jwks(url), gap).unwrap()));
+    let keys = Keys::Provider(Arc::new(ProviderKeys::new(KeyLocation::Jwks(url), None, gap).unwrap()));
     let verifier = JwtVerifier::with_keys(&config, keys);
-    verifier.warm_up().await.unwrap();
+    // Warm-up starts the fetch in the background; the first token waits for it.
+    verifier.keys().warm_up().await;
     let hits = || idp.hits("/jwks.json");
-    assert_eq!(hits(), 1, "fetched at warm-up");
     for _ in 0..5 {
         assert_eq!(verifier.verify(&old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
     }
@@ -208,12 +209,22 @@ async fn remote_keys_are_fetched_once_and_cached() {
 #[tokio::test]
 async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = KeyUrl::parse(&format!("http://{}/jwks.json", listener.local_addr().unwrap())).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let url = KeyUrl::parse(&format!("http://{address}/jwks.json")).unwrap();
     drop(listener); // nothing listens there now
-    let verifier = JwtVerifier::new(&config(KeySource::Url(url))).unwrap();
-    verifier.warm_up().await.unwrap(); // logs, does not fail
+    let verifier = JwtVerifier::new(&config(KeySource::Url(url)), None).unwrap();
+    verifier.keys().warm_up().await; // logs, does not fail
     let key = DevKey::generate_es256("k").unwrap();
-    assert_eq!(verifier.verify(&key.sign(&claims()).unwrap()).await, Err(JwtError::KeysUnavailable));
+    let token = key.sign(&claims()).unwrap();
+    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
     // A forged token never reaches the key fetch.
     assert_eq!(verifier.verify("a.b.c").await, Err(JwtError::Invalid));
+
+    // The provider comes back at the same address: after the retry gap the
+    // next token fetches the keys and is verified.
+    let idp = Idp::start_at(&address).await;
+    idp.set("/jwks.json", Reply::json(key.jwks_json().unwrap()));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(verifier.verify(&token).await, Ok("user-1".into()));
+    assert_eq!(idp.hits("/jwks.json"), 1);
 }

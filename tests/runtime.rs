@@ -3,18 +3,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::faults::{rounds, Fault, FaultProxy};
 use common::idp::{Idp, Reply};
-use common::runtime_api::{Function, RuntimeApi};
+use common::runtime_api::{function_binary, Function, RuntimeApi};
 use common::*;
 use serde_json::{json, Value};
-
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_delete-token"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_logs_and_counts_through_the_runtime_api() {
@@ -27,7 +22,7 @@ async fn serves_logs_and_counts_through_the_runtime_api() {
     let pat = stack.live_token("o", "o-login").await;
     stack.live_token("s", "s-t").await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
     let ready = runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
 
     // Init opened two DynamoDB connections, with a GetItem each at once,
@@ -99,7 +94,7 @@ async fn a_bad_setting_stops_the_function_at_init() {
     let runtime = RuntimeApi::start().await;
     let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_ISSUER");
-    let mut function = Function::spawn(binary(), &runtime, &env);
+    let mut function = Function::spawn(function_binary(), &runtime, &env);
     let code = function.exit_code(Duration::from_secs(20)).await;
     assert_eq!(code, Some(1));
     assert!(runtime.wait_first_poll(Duration::from_millis(10)).await.is_none(), "it never asked for work");
@@ -110,7 +105,7 @@ async fn a_bad_setting_stops_the_function_at_init() {
     let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_JWKS");
     env.push(("AUTH_JWKS", r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into()));
-    let mut function = Function::spawn(binary(), &runtime, &env);
+    let mut function = Function::spawn(function_binary(), &runtime, &env);
     assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1));
     let lines = function.stop().await;
     assert!(lines.iter().any(|l| l.contains("no usable signing key")), "{lines:#?}");
@@ -124,7 +119,7 @@ async fn dynamodb_down_at_init_is_not_fatal() {
     drop(closed);
     let stack = Stack::new().await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &stack.function_env(&dead));
+    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&dead));
     assert!(runtime.wait_first_poll(Duration::from_secs(20)).await.is_some(), "init completed despite DynamoDB");
     let got = http_answer(
         runtime.invoke(&http_api_event("DELETE", "o", "t", Some(&format!("Bearer {}", stack.keys.jwt("o"))))).await,
@@ -143,7 +138,7 @@ async fn a_delete_of_unknown_outcome_is_audited() {
     stack.user("o", ACCOUNT, "owner").await;
     stack.live_token("o", "o-t").await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     proxy.once(Fault::LoseAnswer, "DeleteItem");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
@@ -178,7 +173,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         env.push(("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()));
         env.push(("AWS_SESSION_TOKEN", SESSION_TOKEN.into()));
         let runtime = RuntimeApi::start().await;
-        let function = Function::spawn(binary(), &runtime, &env);
+        let function = Function::spawn(function_binary(), &runtime, &env);
         runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
         let jwt = stack.keys.jwt("o");
         let by_pat =
@@ -208,7 +203,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
 }
 
 /// `AUTH_OIDC_CONFIG_ENDPOINT`: the keys come from the configuration's
-/// `jwks_uri`; a configuration that names another issuer stops init.
+/// `jwks_uri`; a configuration that names another issuer gives no keys.
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_found_by_oidc_discovery() {
     let stack = Stack::new().await;
@@ -226,7 +221,8 @@ async fn keys_found_by_oidc_discovery() {
 
     idp.set("/good/.well-known/openid-configuration", Reply::json(configuration(ISSUER)));
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &env_with(idp.url("/good/.well-known/openid-configuration")));
+    let function =
+        Function::spawn(function_binary(), &runtime, &env_with(idp.url("/good/.well-known/openid-configuration")));
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
     let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
@@ -234,11 +230,22 @@ async fn keys_found_by_oidc_discovery() {
     assert!(stack.token_item("o", "o-t").await.is_none());
     function.stop().await;
 
+    // A configuration naming another issuer: init never waits on the
+    // provider, so it completes; JWTs get 500 with a log line naming the
+    // issuer, PATs are served.
     idp.set("/evil/.well-known/openid-configuration", Reply::json(configuration("https://evil.example/")));
+    stack.live_token("o", "o-2").await;
+    let pat = stack.live_token("o", "o-login").await;
     let runtime = RuntimeApi::start().await;
-    let mut function =
-        Function::spawn(binary(), &runtime, &env_with(idp.url("/evil/.well-known/openid-configuration")));
-    assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1));
+    let function =
+        Function::spawn(function_binary(), &runtime, &env_with(idp.url("/evil/.well-known/openid-configuration")));
+    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("init completed");
+    let by_jwt = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-2", Some(&auth))).await);
+    assert_eq!((by_jwt.status, by_jwt.body), error(500, "internal server error"));
+    let by_pat =
+        http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-2", Some(&format!("Token {pat}")))).await);
+    assert_eq!((by_pat.status, by_pat.body), (200, json!({})));
+    assert!(stack.token_item("o", "o-2").await.is_none());
     let lines = function.stop().await;
     assert!(lines.iter().any(|l| l.contains("https://evil.example/") && l.contains("AUTH_ISSUER")), "{lines:#?}");
 }
@@ -272,7 +279,7 @@ async fn a_delete_whose_answer_is_cut_after_its_headers_is_a_500_and_audited() {
     stack.live_token("o", "o-t").await;
     stack.live_token("o", "o-keep").await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     proxy.once(Fault::CutAfterHeaders, "DeleteItem");
     let auth = format!("Bearer {}", stack.keys.jwt("o"));
@@ -302,7 +309,7 @@ async fn the_deadline_bounds_a_sent_delete_and_never_hides_it() {
     stack.live_token("o", "o-by-pat").await;
     stack.live_token("o", "o-by-jwt").await;
     let runtime = RuntimeApi::with_timeout(Duration::from_secs(3)).await;
-    let function = Function::spawn(binary(), &runtime, &stack.function_env(&proxy.endpoint));
+    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     proxy.set_latency(Duration::from_millis(900));
 

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::runtime_api::{Function, RuntimeApi};
+use common::runtime_api::{function_binary, Function, RuntimeApi};
 use common::*;
 use serde_json::{json, Value};
 
@@ -33,7 +32,7 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
     let runtime = RuntimeApi::start().await;
     let mut env = stack.function_env(&stack.dynamodb);
     env.push(("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()));
-    let function = Function::spawn(Path::new(env!("CARGO_BIN_EXE_delete-token")), &runtime, &env);
+    let function = Function::spawn(function_binary(), &runtime, &env);
     runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
 
     let owner_jwt = format!("Bearer {}", stack.keys.jwt("o"));

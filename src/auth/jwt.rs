@@ -1,4 +1,4 @@
-//! JWT verification (contract §2): signature by a configured key, the
+//! JWT verification (spec §2): signature by a configured key, the
 //! algorithm pinned by that key, `exp` required, `nbf`/`iat` honoured,
 //! `iss`/`aud` enforced, and the caller's id from the configured claim.
 
@@ -8,8 +8,9 @@ use std::sync::Arc;
 use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Validation};
 use serde_json::Value;
 
-use crate::auth::keys::{JwksError, KeyLocation, KeySet, Keys, RemoteKeys, SUPPORTED};
-use crate::config::{AuthConfig, KeySource};
+use crate::auth::keys::{JwksError, SUPPORTED};
+use crate::auth::provider_keys::{Keys, SharedKeyCache};
+use crate::config::AuthConfig;
 use crate::ids::UserId;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -31,16 +32,10 @@ pub enum JwtError {
 }
 
 impl JwtVerifier {
-    pub fn new(config: &AuthConfig) -> Result<Self, JwksError> {
-        let keys = match &config.keys {
-            KeySource::Inline(json) => Keys::Static(Arc::new(KeySet::parse(json.as_bytes())?)),
-            KeySource::Url(url) => Keys::Remote(Box::new(RemoteKeys::new(KeyLocation::Jwks(url.clone()))?)),
-            KeySource::Discovery(endpoint) => Keys::Remote(Box::new(RemoteKeys::new(KeyLocation::Discovery {
-                endpoint: endpoint.clone(),
-                issuer: config.issuer.clone(),
-            })?)),
-        };
-        Ok(Self::with_keys(config, keys))
+    /// A verifier for `config`; a provider's keys are shared with the
+    /// fleet through `shared` when given.
+    pub fn new(config: &AuthConfig, shared: Option<Arc<dyn SharedKeyCache>>) -> Result<Self, JwksError> {
+        Ok(Self::with_keys(config, Keys::new(config, shared)?))
     }
 
     /// Verifies with `keys` instead of those `config` names.
@@ -60,8 +55,8 @@ impl JwtVerifier {
         JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() }
     }
 
-    pub async fn warm_up(&self) -> Result<(), JwksError> {
-        self.keys.warm_up().await
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// The caller's user id, if `token` is valid.
@@ -70,7 +65,7 @@ impl JwtVerifier {
         let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
         let validation =
             self.validations.iter().find(|(alg, _)| *alg == header.alg).map(|(_, v)| v).ok_or(JwtError::Invalid)?;
-        let keys = self.keys.current(header.kid.as_deref()).await.map_err(|_| JwtError::KeysUnavailable)?;
+        let keys = self.keys.current(header.kid.as_deref()).await.ok_or(JwtError::KeysUnavailable)?;
         let claims = keys
             .candidates(header.kid.as_deref(), header.alg)
             .find_map(|key| decode::<HashMap<String, Value>>(token, key, validation).ok())

@@ -1,40 +1,22 @@
-//! The identity provider's signing keys (contract §6): inline, fetched from
-//! `AUTH_KEYS_LOCATION`, or from the `jwks_uri` of the provider's OpenID
-//! configuration; cached per `Cache-Control: max-age`.
-//!
-//! Each key carries the algorithms it may verify, taken from the key itself
-//! (its `alg`, else its type and curve), never from a token's header: HMAC
-//! and `none` can never be chosen by an attacker. A key the function cannot
-//! use is skipped; the rest of the set still serves.
-
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+//! An identity provider's key set (spec §2, §6): each key carries the
+//! algorithms it may verify, taken from the key itself (its `alg`, else its
+//! type and curve), never from a token's header, so HMAC and `none` can
+//! never be chosen by an attacker. A key the function cannot use is
+//! skipped; the rest of the set still serves.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::fetch::{FetchError, Fetcher};
-use crate::config::KeyUrl;
+use crate::auth::fetch::FetchError;
 
-/// Algorithms the function accepts at all (contract §2).
+/// Algorithms the function accepts at all (spec §2).
 pub const SUPPORTED: [Algorithm; 6] =
     [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
-
 /// Keys tried for a token without `kid`: real key sets hold one to three
 /// signing keys per algorithm.
 pub const MAX_KIDLESS_CANDIDATES: usize = 3;
-/// `max-age` when the server sends none, and the bounds it is clamped to.
-const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
-const MIN_MAX_AGE: Duration = Duration::from_secs(30);
-const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-/// How long past its expiry a key set that cannot be refreshed still serves.
-const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
-/// Least time between fetches on an unknown `kid` once keys are cached.
-const MIN_REFETCH_GAP: Duration = Duration::from_secs(30);
-/// Gap between attempts while no key set has ever been fetched.
-const MIN_RETRY_GAP: Duration = Duration::from_secs(1);
 
 struct VerifyingKey {
     kid: Option<String>,
@@ -69,7 +51,7 @@ pub enum JwksError {
 impl JwksError {
     /// Errors that no retry can mend: the settings, or the provider's
     /// configuration, disagree with this function's rules.
-    fn is_configuration(&self) -> bool {
+    pub fn is_configuration(&self) -> bool {
         matches!(self, JwksError::IssuerMismatch { .. } | JwksError::BadJwksUri(_))
     }
 }
@@ -89,7 +71,7 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    fn has_kid(&self, kid: &str) -> bool {
+    pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
@@ -164,206 +146,6 @@ fn same_algorithm(named: KeyAlgorithm, alg: Algorithm) -> bool {
     )
 }
 
-/// Where verification gets its keys from.
-pub enum Keys {
-    Static(Arc<KeySet>),
-    Remote(Box<RemoteKeys>),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("no signing keys are available")]
-pub struct KeysUnavailable;
-
-impl Keys {
-    /// The key set to verify a token naming `kid` with.
-    pub async fn current(&self, kid: Option<&str>) -> Result<Arc<KeySet>, KeysUnavailable> {
-        match self {
-            Keys::Static(keys) => Ok(keys.clone()),
-            Keys::Remote(remote) => remote.current(kid).await,
-        }
-    }
-
-    /// Fetches remote keys now, so the first request does not pay for it.
-    /// A fetch that fails is logged and retried by requests; a provider
-    /// configuration that can never work is an error.
-    pub async fn warm_up(&self) -> Result<(), JwksError> {
-        match self {
-            Keys::Static(_) => Ok(()),
-            Keys::Remote(remote) => remote.warm_up().await,
-        }
-    }
-}
-
-/// Where remote keys live.
-#[derive(Debug, Clone)]
-pub enum KeyLocation {
-    /// The key set's own URL.
-    Jwks(KeyUrl),
-    /// The provider's OpenID configuration, whose `issuer` must be `issuer`.
-    Discovery { endpoint: KeyUrl, issuer: String },
-}
-
-pub struct RemoteKeys {
-    location: KeyLocation,
-    refetch_gap: Duration,
-    fetcher: Fetcher,
-    /// `jwks_uri`, once discovery has found it (under `refresh`).
-    discovered: OnceLock<KeyUrl>,
-    state: RwLock<CacheState>,
-    refresh: tokio::sync::Mutex<()>,
-}
-
-#[derive(Default, Clone)]
-struct CacheState {
-    keys: Option<Arc<KeySet>>,
-    expires: Option<Instant>,
-    last_attempt: Option<Instant>,
-}
-
-impl CacheState {
-    fn fresh(&self, kid: Option<&str>, now: Instant) -> Option<Arc<KeySet>> {
-        let keys = self.keys.as_ref()?;
-        let fresh = self.expires.is_some_and(|e| now < e);
-        let knows_kid = kid.is_none_or(|kid| keys.has_kid(kid));
-        (fresh && knows_kid).then(|| keys.clone())
-    }
-
-    fn may_fetch(&self, now: Instant, refetch_gap: Duration) -> bool {
-        let gap = if self.keys.is_some() { refetch_gap } else { MIN_RETRY_GAP };
-        self.last_attempt.is_none_or(|at| now.saturating_duration_since(at) >= gap)
-    }
-
-    /// The cached set while it is fresh, or expired for less than [`MAX_STALE`].
-    fn servable(&self, now: Instant) -> Option<Arc<KeySet>> {
-        let limit = self.expires?.checked_add(MAX_STALE)?;
-        (now < limit).then(|| self.keys.clone()).flatten()
-    }
-}
-
-impl RemoteKeys {
-    pub fn new(location: KeyLocation) -> Result<Self, JwksError> {
-        Self::with_refetch_gap(location, MIN_REFETCH_GAP)
-    }
-
-    /// `refetch_gap`: least time between fetches once keys are cached
-    /// (tests shorten it).
-    pub fn with_refetch_gap(location: KeyLocation, refetch_gap: Duration) -> Result<Self, JwksError> {
-        Ok(RemoteKeys {
-            location,
-            refetch_gap,
-            fetcher: Fetcher::new()?,
-            discovered: OnceLock::new(),
-            state: RwLock::default(),
-            refresh: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    fn snapshot(&self) -> CacheState {
-        self.state.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    async fn warm_up(&self) -> Result<(), JwksError> {
-        let _guard = self.refresh.lock().await;
-        match self.refresh(Instant::now()).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.is_configuration() => Err(err),
-            Err(err) => {
-                tracing::warn!(error = %err, "JWKS fetch at init failed; requests will retry");
-                Ok(())
-            }
-        }
-    }
-
-    async fn current(&self, kid: Option<&str>) -> Result<Arc<KeySet>, KeysUnavailable> {
-        if let Some(keys) = self.snapshot().fresh(kid, Instant::now()) {
-            return Ok(keys);
-        }
-        // One fetch at a time; whoever waited re-reads what it brought.
-        let _guard = self.refresh.lock().await;
-        let now = Instant::now();
-        let state = self.snapshot();
-        if let Some(keys) = state.fresh(kid, now) {
-            return Ok(keys);
-        }
-        if state.may_fetch(now, self.refetch_gap) {
-            match self.refresh(now).await {
-                Ok(keys) => return Ok(keys),
-                Err(err) => tracing::warn!(error = %err, "JWKS fetch failed; using the cached keys while they last"),
-            }
-        }
-        let state = self.snapshot();
-        match state.servable(now) {
-            Some(keys) => Ok(keys),
-            None => {
-                if state.keys.is_some() {
-                    tracing::error!("the cached JWKS expired over 24 h ago and cannot be refreshed");
-                }
-                Err(KeysUnavailable)
-            }
-        }
-    }
-
-    /// Fetches the key set and caches it; the caller holds `refresh`.
-    async fn refresh(&self, now: Instant) -> Result<Arc<KeySet>, JwksError> {
-        let fetched = self.fetch().await;
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        state.last_attempt = Some(now);
-        let (keys, max_age) = fetched?;
-        let keys = Arc::new(keys);
-        state.keys = Some(keys.clone());
-        state.expires = now.checked_add(max_age);
-        Ok(keys)
-    }
-
-    async fn fetch(&self) -> Result<(KeySet, Duration), JwksError> {
-        let fetched = self.fetcher.get(self.jwks_url().await?).await?;
-        let max_age = fetched.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
-        Ok((KeySet::parse(&fetched.body)?, max_age))
-    }
-
-    async fn jwks_url(&self) -> Result<&KeyUrl, JwksError> {
-        let (endpoint, issuer) = match &self.location {
-            KeyLocation::Jwks(url) => return Ok(url),
-            KeyLocation::Discovery { endpoint, issuer } => (endpoint, issuer),
-        };
-        if let Some(url) = self.discovered.get() {
-            return Ok(url);
-        }
-        let url = discover(&self.fetcher, endpoint, issuer).await?;
-        Ok(self.discovered.get_or_init(|| url))
-    }
-}
-
-#[derive(Deserialize)]
-struct OpenIdConfiguration {
-    issuer: Option<String>,
-    jwks_uri: Option<String>,
-}
-
-/// The `jwks_uri` of the provider's OpenID configuration at `endpoint`,
-/// whose `issuer` must be `issuer` (a configuration without one is refused
-/// like one that names another).
-async fn discover(fetcher: &Fetcher, endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
-    keys_url_of(&fetcher.get(endpoint).await?.body, endpoint, issuer)
-}
-
-/// The key set's URL in the OpenID configuration `document`, served at
-/// `endpoint`, checked against `issuer`.
-fn keys_url_of(document: &[u8], endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
-    let config: OpenIdConfiguration =
-        serde_json::from_slice(document).map_err(|e| JwksError::Discovery(e.to_string()))?;
-    let found = config.issuer.unwrap_or_default();
-    if found != issuer {
-        return Err(JwksError::IssuerMismatch { expected: issuer.to_owned(), found });
-    }
-    let jwks_uri = config.jwks_uri.ok_or_else(|| JwksError::Discovery("it has no jwks_uri".into()))?;
-    // A document from a real provider may not point the function at a
-    // service on its own machine (the Lambda Runtime API listens there).
-    KeyUrl::parse(&jwks_uri)
-        .filter(|url| !url.is_loopback() || endpoint.is_loopback())
-        .ok_or(JwksError::BadJwksUri(jwks_uri))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,43 +208,5 @@ mod tests {
         let set = KeySet::parse(format!(r#"{{"keys":[{}]}}"#, many.join(",")).as_bytes()).unwrap();
         assert_eq!(set.candidates(None, Algorithm::RS256).count(), MAX_KIDLESS_CANDIDATES);
         assert_eq!(set.candidates(Some("k42"), Algorithm::RS256).count(), 1);
-    }
-
-    #[test]
-    fn a_discovered_key_url_is_https_and_never_this_machine_unless_discovery_is() {
-        let remote = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
-        let local = KeyUrl::parse("http://127.0.0.1:8080/.well-known/openid-configuration").unwrap();
-        let doc = |issuer: Option<&str>, jwks_uri: &str| {
-            let mut doc = serde_json::json!({ "jwks_uri": jwks_uri });
-            if let Some(issuer) = issuer {
-                doc["issuer"] = issuer.into();
-            }
-            doc.to_string().into_bytes()
-        };
-        let issuer = Some("https://idp.example/");
-        let url = |doc: &[u8], endpoint| keys_url_of(doc, endpoint, "https://idp.example/");
-        assert!(url(&doc(issuer, "https://idp.example/keys"), &remote).is_ok());
-        for hostile in [
-            "http://idp.example/keys",
-            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
-            "https://localhost/keys",
-            "http://[::1]/keys",
-        ] {
-            assert!(matches!(url(&doc(issuer, hostile), &remote), Err(JwksError::BadJwksUri(_))), "{hostile}");
-        }
-        assert!(url(&doc(issuer, "http://127.0.0.1:8080/keys"), &local).is_ok(), "local development");
-        let missing = url(&doc(None, "https://idp.example/keys"), &remote);
-        assert!(matches!(missing, Err(JwksError::IssuerMismatch { .. })), "no issuer is no match");
-        assert!(missing.unwrap_err().is_configuration());
-    }
-
-    #[test]
-    fn stale_keys_serve_for_a_day_at_most() {
-        let keys = Arc::new(KeySet::parse(format!(r#"{{"keys":[{RSA}]}}"#).as_bytes()).unwrap());
-        let now = Instant::now();
-        let state = |expires| CacheState { keys: Some(keys.clone()), expires, last_attempt: Some(now) };
-        assert!(state(Some(now)).servable(now + MAX_STALE - Duration::from_secs(1)).is_some());
-        assert!(state(Some(now)).servable(now + MAX_STALE).is_none());
-        assert!(state(None).servable(now).is_none(), "an expiry past Instant's range never served");
     }
 }

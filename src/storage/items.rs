@@ -1,12 +1,13 @@
-//! The tables' rows as DynamoDB items (contract §5). Every attribute name
-//! is spelled here and nowhere else: the store, `devstack` and the tests
-//! all read and write rows through these two types.
+//! The tables' rows as DynamoDB items (spec §5). Every attribute name is
+//! spelled here and nowhere else: the store, `devstack` and the tests all
+//! read and write rows through these types.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::auth::provider_keys::CachedKeySet;
 use crate::ids::{AccountId, TokenId, UserId};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -27,6 +28,10 @@ pub mod attr {
     pub const SERVICE_USER_NAME: &str = "serviceUserName";
     pub const BLOCKED: &str = "blocked";
     pub const PENDING_APPROVAL: &str = "pendingApproval";
+    pub const SOURCE: &str = "source";
+    pub const KEY_SET: &str = "keySet";
+    pub const FETCHED_AT: &str = "fetchedAt";
+    pub const MAX_AGE: &str = "maxAge";
 }
 
 /// The tokens table's index on `hashedToken`.
@@ -186,6 +191,42 @@ impl TokenItem {
     }
 }
 
+/// A row of the key cache table: the identity provider's key set as one
+/// instance fetched it, for every instance (keyed by its source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCacheItem {
+    pub source: String,
+    pub entry: CachedKeySet,
+}
+
+impl KeyCacheItem {
+    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+        let number = |name| number_at(item, name).and_then(|n| u64::try_from(n).ok()).ok_or(MalformedItem(name));
+        Ok(KeyCacheItem {
+            source: required_string_at(item, attr::SOURCE)?.to_owned(),
+            entry: CachedKeySet {
+                document: required_string_at(item, attr::KEY_SET)?.to_owned(),
+                fetched_at_ms: number(attr::FETCHED_AT)?,
+                max_age_secs: number(attr::MAX_AGE)?,
+            },
+        })
+    }
+
+    pub fn to_item(&self) -> Item {
+        Item::from([
+            (attr::SOURCE.into(), string_value(&self.source)),
+            (attr::KEY_SET.into(), string_value(&self.entry.document)),
+            (attr::FETCHED_AT.into(), AttributeValue::N(self.entry.fetched_at_ms.to_string())),
+            (attr::MAX_AGE.into(), AttributeValue::N(self.entry.max_age_secs.to_string())),
+        ])
+    }
+}
+
+/// The key of a key-cache row.
+pub fn key_cache_key(source: &str) -> Item {
+    Item::from([(attr::SOURCE.into(), string_value(source))])
+}
+
 /// The key of a users-table row.
 pub fn user_key(user_id: &UserId) -> Item {
     Item::from([(attr::USER_ID.into(), string_value(user_id.as_str()))])
@@ -295,6 +336,29 @@ mod tests {
             last_used: None,
         };
         assert_eq!(TokenItem::from_item(&token.to_item()), Ok(token));
+        let cached = KeyCacheItem {
+            source: "jwks https://idp.example/keys".into(),
+            entry: CachedKeySet {
+                document: r#"{"keys":[]}"#.into(),
+                fetched_at_ms: 1_700_000_000_123,
+                max_age_secs: 3600,
+            },
+        };
+        assert_eq!(KeyCacheItem::from_item(&cached.to_item()), Ok(cached));
+    }
+
+    #[test]
+    fn key_cache_rows_of_the_wrong_shape_are_malformed() {
+        let mut row = KeyCacheItem {
+            source: "s".into(),
+            entry: CachedKeySet { document: "{}".into(), fetched_at_ms: 1, max_age_secs: 1 },
+        }
+        .to_item();
+        row.insert(attr::FETCHED_AT.into(), AttributeValue::N("-5".into()));
+        assert_eq!(KeyCacheItem::from_item(&row), Err(MalformedItem(attr::FETCHED_AT)));
+        row.insert(attr::FETCHED_AT.into(), AttributeValue::N("5".into()));
+        row.insert(attr::KEY_SET.into(), AttributeValue::N("5".into()));
+        assert_eq!(KeyCacheItem::from_item(&row), Err(MalformedItem(attr::KEY_SET)));
     }
 
     #[test]

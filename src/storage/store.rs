@@ -16,11 +16,16 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
+use futures_util::future::BoxFuture;
+
+use crate::auth::provider_keys::{CachedKeySet, SharedKeyCache};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::ids::{AccountId, TokenId, UserId};
 use crate::storage::client::{timeouts, OPERATION_TIMEOUT};
-use crate::storage::items::{attr, token_key, user_key, Item, TokenItem, UserItem, HASHED_TOKEN_INDEX};
+use crate::storage::items::{
+    attr, key_cache_key, token_key, user_key, Item, KeyCacheItem, TokenItem, UserItem, HASHED_TOKEN_INDEX,
+};
 
 /// The users-table key the warm-up reads; whatever it finds is ignored.
 const WARM_UP_KEY: &str = "warm up";
@@ -73,22 +78,25 @@ pub struct Store {
     client: Client,
     tokens_table: String,
     users_table: String,
+    key_cache_table: Option<String>,
 }
 
 impl Store {
     pub fn new(client: Client, config: &Config) -> Self {
-        Store { client, tokens_table: config.tokens_table.clone(), users_table: config.users_table.clone() }
+        Store {
+            client,
+            tokens_table: config.tokens_table.clone(),
+            users_table: config.users_table.clone(),
+            key_cache_table: config.key_cache_table.clone(),
+        }
     }
 
-    /// Two cheap reads during init, while Lambda gives the CPU in full: the
-    /// first request then pays for no DNS, TCP, TLS or credentials, and finds
-    /// open the two connections a request may use at once (a PAT's
-    /// UpdateItem beside a GetItem; two users' GetItems).
+    /// A cheap read during init, while Lambda gives the CPU in full: the
+    /// first request then pays for no DNS, TCP, TLS or credentials. Made
+    /// twice at once, it opens the two connections a request may use at
+    /// once (a PAT's UpdateItem beside a GetItem; two users' GetItems).
     pub async fn warm_up(&self) -> Result<(), StoreError> {
-        let key = UserId::from(WARM_UP_KEY);
-        let unbounded = Deadline::Unknown;
-        let (first, second) = tokio::join!(self.get_user(&key, &unbounded), self.get_user(&key, &unbounded));
-        first.and(second).map(|_| ())
+        self.get_user(&UserId::from(WARM_UP_KEY), &Deadline::Unknown).await.map(|_| ())
     }
 
     /// Strongly consistent: a user blocked a moment ago is blocked now.
@@ -214,6 +222,50 @@ impl Store {
             Err(e) if attempts.unanswered() > 0 => Ok(unconfirmed(store_error("DeleteItem")(e))),
             Err(e) => Err(store_error("DeleteItem")(e)),
         }
+    }
+}
+
+/// The identity provider's keys, shared by every instance: one item per
+/// key source in the key cache table.
+impl SharedKeyCache for Store {
+    fn load<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Option<CachedKeySet>, String>> {
+        Box::pin(async move {
+            let table = self.key_cache_table.as_deref().ok_or("no key cache table")?;
+            let out = self
+                .client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key_cache_key(source)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| store_error("GetItem")(e).to_string())?;
+            let Some(item) = out.item else { return Ok(None) };
+            KeyCacheItem::from_item(&item).map(|row| Some(row.entry)).map_err(|e| format!("key cache row: {e}"))
+        })
+    }
+
+    fn store<'a>(&'a self, source: &'a str, entry: &'a CachedKeySet) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let table = self.key_cache_table.as_deref().ok_or("no key cache table")?;
+            let row = KeyCacheItem { source: source.to_owned(), entry: entry.clone() };
+            let result = self
+                .client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(row.to_item()))
+                .condition_expression("attribute_not_exists(#source) OR #fetched < :fetched")
+                .expression_attribute_names("#source", attr::SOURCE)
+                .expression_attribute_names("#fetched", attr::FETCHED_AT)
+                .expression_attribute_values(":fetched", AttributeValue::N(entry.fetched_at_ms.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+                Err(e) => Err(store_error("PutItem")(e).to_string()),
+            }
+        })
     }
 }
 

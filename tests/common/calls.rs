@@ -15,8 +15,8 @@ pub struct RecordedCall {
     pub operation: String,
     pub table: String,
     pub index: Option<String>,
-    /// Top-level attribute names the request names: its key, and every
-    /// name of its expressions (`dynamodb:Attributes`).
+    /// Top-level attribute names the request names: its key or item, and
+    /// every name of its expressions (`dynamodb:Attributes`).
     pub attributes: BTreeSet<String>,
     /// `ReturnValues`, `NONE` when not given (`dynamodb:ReturnValues`).
     pub return_values: String,
@@ -28,7 +28,7 @@ impl RecordedCall {
         let names = |field: &str| -> Vec<String> {
             request[field].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
         };
-        let mut attributes: BTreeSet<String> = names("Key").into_iter().collect();
+        let mut attributes: BTreeSet<String> = names("Key").into_iter().chain(names("Item")).collect();
         if let Some(aliases) = request["ExpressionAttributeNames"].as_object() {
             attributes.extend(aliases.values().filter_map(Value::as_str).map(str::to_owned));
         }

@@ -103,10 +103,12 @@ impl Stack {
         let suffix = format!("{}-{}-{}", std::process::id(), now(), NEXT.fetch_add(1, Ordering::Relaxed));
         let tokens_table = format!("tokens-{suffix}");
         let users_table = format!("users-{suffix}");
+        let key_cache_table = format!("keys-{suffix}");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_devstack"))
             .args(["tables", "--template", concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")])
             .env("TOKENS_TABLE", &tokens_table)
             .env("USERS_TABLE", &users_table)
+            .env("KEY_CACHE_TABLE", &key_cache_table)
             .status()
             .expect("devstack runs");
         assert!(status.success(), "devstack tables failed");
@@ -115,6 +117,7 @@ impl Stack {
         let vars = HashMap::from([
             ("TOKENS_TABLE", tokens_table),
             ("USERS_TABLE", users_table),
+            ("KEY_CACHE_TABLE", key_cache_table),
             ("AUTH_ISSUER", ISSUER.to_owned()),
             ("AUTH_AUDIENCE", format!("other,{AUDIENCE}")),
             ("AUTH_JWKS", jwks),
@@ -131,6 +134,7 @@ impl Stack {
         vec![
             ("TOKENS_TABLE", self.config.tokens_table.clone()),
             ("USERS_TABLE", self.config.users_table.clone()),
+            ("KEY_CACHE_TABLE", self.config.key_cache_table.clone().unwrap_or_default()),
             ("AUTH_ISSUER", ISSUER.into()),
             ("AUTH_AUDIENCE", AUDIENCE.into()),
             ("AUTH_JWKS", self.keys.jwks()),

@@ -124,6 +124,11 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
     }
 }
 
+/// The `delete-token` binary Cargo built for these tests.
+pub fn function_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_delete-token"))
+}
+
 /// A function process bound to a [`RuntimeApi`], its output collected.
 pub struct Function {
     child: Child,

@@ -10,7 +10,8 @@
 //! devstack jwt    --user ID [--key ...] [--issuer ...] [--audience ...] [--hours 12]
 //! devstack demo   [--key ...] [--base-url http://127.0.0.1:9000]
 //! ```
-//! Table names come from `TOKENS_TABLE` and `USERS_TABLE`. It writes only
+//! Table names come from `TOKENS_TABLE`, `USERS_TABLE` and (optional)
+//! `KEY_CACHE_TABLE`. It writes only
 //! to a DynamoDB on this machine: the demo PATs are published in `events/`.
 
 mod demo;
@@ -145,10 +146,17 @@ impl Env {
     }
 }
 
+/// The tables, and the key cache table when `KEY_CACHE_TABLE` names one.
 pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
     let template = std::fs::read_to_string(template_path).map_err(|e| format!("{template_path}: {e}"))?;
-    for (logical_id, name) in [("TokensTable", &env.tokens_table), ("UsersTable", &env.users_table)] {
-        schema::create_table(&env.client, name, &schema::table_schema(&template, logical_id)?).await?;
+    let key_cache = std::env::var("KEY_CACHE_TABLE").ok().filter(|name| !name.is_empty());
+    let tables = [("TokensTable", Some(&env.tokens_table)), ("UsersTable", Some(&env.users_table))]
+        .into_iter()
+        .chain([("KeyCacheTable", key_cache.as_ref())]);
+    for (logical_id, name) in tables {
+        if let Some(name) = name {
+            schema::create_table(&env.client, name, &schema::table_schema(&template, logical_id)?).await?;
+        }
     }
     Ok(())
 }

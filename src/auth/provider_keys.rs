@@ -1,0 +1,430 @@
+//! Where verification gets its keys (spec §6): inline (`AUTH_JWKS`), or
+//! from the identity provider (the key set's URL, or the `jwks_uri` of its
+//! OpenID configuration), cached twice: in this instance's memory, and in
+//! one DynamoDB item shared by every instance ([`SharedKeyCache`]), so the
+//! fleet asks the provider about once per cache lifetime instead of once
+//! per cold start.
+//!
+//! Nothing here makes a request wait for the provider unless it must: init
+//! reads the shared cache and, when that is stale or empty, refreshes in
+//! the background; a request whose key is in a set past its lifetime (but
+//! within the stale limit) is verified at once while the set is refreshed
+//! behind it. Only a JWT whose key the instance has never seen waits.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+
+use crate::auth::fetch::Fetcher;
+use crate::auth::keys::{JwksError, KeySet};
+use crate::config::{AuthConfig, KeySource, KeyUrl};
+
+/// `max-age` when the provider sends none, and the bounds it is clamped to.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+const MIN_MAX_AGE: Duration = Duration::from_secs(30);
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long past its lifetime a key set that cannot be refreshed still serves.
+const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Least time between fetches from the provider once keys are held.
+pub const MIN_REFETCH_GAP: Duration = Duration::from_secs(30);
+/// Least time between fetches while no key set has ever been held.
+const MIN_RETRY_GAP: Duration = Duration::from_secs(1);
+/// Least time between reads of the shared cache for a key not yet seen:
+/// tokens with made-up `kid`s cost at most one read per gap.
+const MIN_SHARED_READ_GAP: Duration = Duration::from_secs(5);
+/// A shared entry fetched later than this ahead of this instance's clock
+/// is not believed (it would stay fresh too long).
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// A key set as the shared cache holds it: the provider's document as it
+/// was fetched, when, and for how long it is fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedKeySet {
+    pub document: String,
+    pub fetched_at_ms: u64,
+    pub max_age_secs: u64,
+}
+
+/// The cache every instance shares (a DynamoDB item per key source, in
+/// the store). Errors are for logs only.
+pub trait SharedKeyCache: Send + Sync {
+    fn load<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Option<CachedKeySet>, String>>;
+    /// Stores `entry` unless the cache holds a set fetched later (then
+    /// `Ok(false)`): concurrent refreshes never replace a newer set.
+    fn store<'a>(&'a self, source: &'a str, entry: &'a CachedKeySet) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+/// Where verification gets its keys.
+pub enum Keys {
+    Inline(Arc<KeySet>),
+    Provider(Arc<ProviderKeys>),
+}
+
+impl Keys {
+    /// The keys `config` names; a provider's keys shared through `shared`
+    /// when given. Inline keys never touch it.
+    pub fn new(config: &AuthConfig, shared: Option<Arc<dyn SharedKeyCache>>) -> Result<Self, JwksError> {
+        let location = match &config.keys {
+            KeySource::Inline(json) => return Ok(Keys::Inline(Arc::new(KeySet::parse(json.as_bytes())?))),
+            KeySource::Url(url) => KeyLocation::Jwks(url.clone()),
+            KeySource::Discovery(endpoint) => {
+                KeyLocation::Discovery { endpoint: endpoint.clone(), issuer: config.issuer.clone() }
+            }
+        };
+        Ok(Keys::Provider(Arc::new(ProviderKeys::new(location, shared, MIN_REFETCH_GAP)?)))
+    }
+
+    /// The key set to verify a token naming `kid` with; `None` when no
+    /// usable set can be had.
+    pub async fn current(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
+        match self {
+            Keys::Inline(keys) => Some(keys.clone()),
+            Keys::Provider(provider) => provider.current(kid).await,
+        }
+    }
+
+    /// At init: the shared cache's entry, read now; the provider asked in
+    /// the background only if that entry is missing, unusable or stale.
+    pub async fn warm_up(&self) {
+        if let Keys::Provider(provider) = self {
+            provider.warm_up().await;
+        }
+    }
+
+    /// Whether [`Keys::warm_up`] reads the shared cache (one DynamoDB call).
+    pub fn reads_shared_cache(&self) -> bool {
+        matches!(self, Keys::Provider(provider) if provider.shared.is_some())
+    }
+}
+
+/// Where a provider's keys live.
+#[derive(Debug, Clone)]
+pub enum KeyLocation {
+    /// The key set's own URL.
+    Jwks(KeyUrl),
+    /// The provider's OpenID configuration, whose `issuer` must be `issuer`.
+    Discovery { endpoint: KeyUrl, issuer: String },
+}
+
+impl KeyLocation {
+    /// The shared cache's key for this location: a changed setting never
+    /// reads another source's keys.
+    fn cache_key(&self) -> String {
+        match self {
+            KeyLocation::Jwks(url) => format!("jwks {}", url.as_url()),
+            KeyLocation::Discovery { endpoint, issuer } => format!("oidc {} {issuer}", endpoint.as_url()),
+        }
+    }
+}
+
+pub struct ProviderKeys {
+    location: KeyLocation,
+    cache_key: String,
+    refetch_gap: Duration,
+    fetcher: Fetcher,
+    shared: Option<Arc<dyn SharedKeyCache>>,
+    state: RwLock<State>,
+    /// Held by whoever refreshes: one refresh at a time.
+    refresh: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Whether a refresh reads the shared cache before asking the provider.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    Read,
+    /// It was read a moment ago.
+    Skip,
+}
+
+/// What this instance holds.
+#[derive(Default, Clone)]
+struct State {
+    keys: Option<Arc<KeySet>>,
+    /// When the provider served the set, and until when it is fresh (Unix ms).
+    fetched_at_ms: u64,
+    fresh_until_ms: u64,
+    last_fetch: Option<Instant>,
+    last_shared_read: Option<Instant>,
+}
+
+impl State {
+    fn knows(&self, kid: Option<&str>) -> bool {
+        self.keys.as_ref().is_some_and(|keys| kid.is_none_or(|kid| keys.has_kid(kid)))
+    }
+
+    fn fresh(&self, kid: Option<&str>, now_ms: u64) -> Option<Arc<KeySet>> {
+        (now_ms < self.fresh_until_ms && self.knows(kid)).then(|| self.keys.clone()).flatten()
+    }
+
+    /// The set while fresh, or past its lifetime by less than [`MAX_STALE`].
+    fn servable(&self, now_ms: u64) -> Option<Arc<KeySet>> {
+        let limit = self.fresh_until_ms.saturating_add(millis(MAX_STALE));
+        (now_ms < limit).then(|| self.keys.clone()).flatten()
+    }
+
+    fn may_fetch(&self, now: Instant, refetch_gap: Duration) -> bool {
+        let gap = if self.keys.is_some() { refetch_gap } else { MIN_RETRY_GAP };
+        self.last_fetch.is_none_or(|at| now.saturating_duration_since(at) >= gap)
+    }
+
+    fn may_read_shared(&self, now: Instant) -> bool {
+        self.last_shared_read.is_none_or(|at| now.saturating_duration_since(at) >= MIN_SHARED_READ_GAP)
+    }
+}
+
+impl ProviderKeys {
+    /// `refetch_gap`: least time between fetches from the provider once
+    /// keys are held (tests shorten it).
+    pub fn new(
+        location: KeyLocation,
+        shared: Option<Arc<dyn SharedKeyCache>>,
+        refetch_gap: Duration,
+    ) -> Result<Self, JwksError> {
+        Ok(ProviderKeys {
+            cache_key: location.cache_key(),
+            location,
+            refetch_gap,
+            fetcher: Fetcher::new()?,
+            shared,
+            state: RwLock::default(),
+            refresh: Arc::default(),
+        })
+    }
+
+    fn snapshot(&self) -> State {
+        self.state.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    async fn warm_up(self: &Arc<Self>) {
+        self.adopt_shared().await;
+        if self.snapshot().fresh(None, now_ms()).is_none() {
+            // The shared cache was just read: straight to the provider.
+            self.refresh_in_background(Shared::Skip);
+        }
+    }
+
+    async fn current(self: &Arc<Self>, kid: Option<&str>) -> Option<Arc<KeySet>> {
+        let state = self.snapshot();
+        if let Some(keys) = state.fresh(kid, now_ms()) {
+            return Some(keys);
+        }
+        // Past its lifetime but still servable, and holding this key: verify
+        // now, refresh behind the request.
+        if state.knows(kid) {
+            if let Some(keys) = state.servable(now_ms()) {
+                self.refresh_in_background(Shared::Read);
+                return Some(keys);
+            }
+        }
+        // A key never seen, or nothing servable: wait for a refresh. One at a
+        // time; whoever waited first re-reads what the last one brought.
+        let _guard = self.refresh.lock().await;
+        if let Some(keys) = self.snapshot().fresh(kid, now_ms()) {
+            return Some(keys);
+        }
+        self.refresh(kid, Shared::Read).await;
+        let state = self.snapshot();
+        let keys = state.servable(now_ms());
+        if keys.is_none() && state.keys.is_some() {
+            tracing::error!("the identity provider's keys expired over 24 h ago and cannot be refreshed");
+        }
+        keys
+    }
+
+    /// Starts a refresh unless one is running; never waits.
+    fn refresh_in_background(self: &Arc<Self>, shared: Shared) {
+        let Ok(guard) = self.refresh.clone().try_lock_owned() else { return };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            if this.snapshot().fresh(None, now_ms()).is_none() {
+                this.refresh(None, shared).await;
+            }
+        });
+    }
+
+    /// Under the refresh lock: the shared cache first (another instance may
+    /// have fetched the set already), at most once per gap, then the
+    /// provider, at most once per gap; what the provider gives goes to the
+    /// shared cache.
+    async fn refresh(&self, kid: Option<&str>, shared: Shared) {
+        let now = Instant::now();
+        if shared == Shared::Read && self.shared.is_some() && self.snapshot().may_read_shared(now) {
+            self.update(|s| s.last_shared_read = Some(now));
+            self.adopt_shared().await;
+            if self.snapshot().fresh(kid, now_ms()).is_some() {
+                return;
+            }
+        }
+        if !self.snapshot().may_fetch(now, self.refetch_gap) {
+            return;
+        }
+        self.update(|s| s.last_fetch = Some(now));
+        let (keys, entry) = match self.fetch_from_provider().await {
+            Ok(fetched) => fetched,
+            Err(err) if err.is_configuration() => {
+                return tracing::error!(error = %err, "the identity provider's configuration is unusable");
+            }
+            Err(err) => return tracing::warn!(error = %err, "fetching the identity provider's keys failed"),
+        };
+        self.install(Arc::new(keys), &entry);
+        if let Some(shared) = &self.shared {
+            match shared.store(&self.cache_key, &entry).await {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!("the shared key cache already holds a newer set"),
+                Err(err) => tracing::warn!(error = %err, "writing the shared key cache failed"),
+            }
+        }
+    }
+
+    /// Takes the shared cache's set when it is usable and newer than ours.
+    async fn adopt_shared(&self) {
+        let Some(shared) = &self.shared else { return };
+        let entry = match shared.load(&self.cache_key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return,
+            Err(err) => return tracing::warn!(error = %err, "reading the shared key cache failed"),
+        };
+        if entry.fetched_at_ms <= self.snapshot().fetched_at_ms {
+            return;
+        }
+        if entry.fetched_at_ms > now_ms().saturating_add(millis(MAX_CLOCK_SKEW)) {
+            return tracing::warn!("ignored the shared key cache's entry: fetched in the future");
+        }
+        match KeySet::parse(entry.document.as_bytes()) {
+            Ok(keys) => self.install(Arc::new(keys), &entry),
+            Err(err) => tracing::warn!(error = %err, "ignored the shared key cache's entry: not a usable key set"),
+        }
+    }
+
+    fn install(&self, keys: Arc<KeySet>, entry: &CachedKeySet) {
+        let lifetime = Duration::from_secs(entry.max_age_secs).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        self.update(|s| {
+            s.keys = Some(keys);
+            s.fetched_at_ms = entry.fetched_at_ms;
+            s.fresh_until_ms = entry.fetched_at_ms.saturating_add(millis(lifetime));
+        });
+    }
+
+    /// The key set from the provider (discovery first, when configured),
+    /// checked usable, and as the shared cache stores it.
+    async fn fetch_from_provider(&self) -> Result<(KeySet, CachedKeySet), JwksError> {
+        let discovered;
+        let url = match &self.location {
+            KeyLocation::Jwks(url) => url,
+            KeyLocation::Discovery { endpoint, issuer } => {
+                discovered = discover(&self.fetcher, endpoint, issuer).await?;
+                &discovered
+            }
+        };
+        let fetched = self.fetcher.get(url).await?;
+        let max_age = fetched.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        let keys = KeySet::parse(&fetched.body)?;
+        let document = String::from_utf8(fetched.body).map_err(|e| JwksError::Discovery(e.to_string()))?;
+        Ok((keys, CachedKeySet { document, fetched_at_ms: now_ms(), max_age_secs: max_age.as_secs() }))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Deserialize)]
+struct OpenIdConfiguration {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+/// The `jwks_uri` of the provider's OpenID configuration at `endpoint`,
+/// whose `issuer` must be `issuer` (a configuration without one is refused
+/// like one that names another).
+async fn discover(fetcher: &Fetcher, endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
+    keys_url_of(&fetcher.get(endpoint).await?.body, endpoint, issuer)
+}
+
+/// The key set's URL in the OpenID configuration `document`, served at
+/// `endpoint`, checked against `issuer`.
+fn keys_url_of(document: &[u8], endpoint: &KeyUrl, issuer: &str) -> Result<KeyUrl, JwksError> {
+    let config: OpenIdConfiguration =
+        serde_json::from_slice(document).map_err(|e| JwksError::Discovery(e.to_string()))?;
+    let found = config.issuer.unwrap_or_default();
+    if found != issuer {
+        return Err(JwksError::IssuerMismatch { expected: issuer.to_owned(), found });
+    }
+    let jwks_uri = config.jwks_uri.ok_or_else(|| JwksError::Discovery("it has no jwks_uri".into()))?;
+    // A document from a real provider may not point the function at a
+    // service on its own machine (the Lambda Runtime API listens there).
+    KeyUrl::parse(&jwks_uri)
+        .filter(|url| !url.is_loopback() || endpoint.is_loopback())
+        .ok_or(JwksError::BadJwksUri(jwks_uri))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA: &str = r#"{"kty":"RSA","kid":"r","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}"#;
+
+    #[test]
+    fn a_discovered_key_url_is_https_and_never_this_machine_unless_discovery_is() {
+        let remote = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let local = KeyUrl::parse("http://127.0.0.1:8080/.well-known/openid-configuration").unwrap();
+        let doc = |issuer: Option<&str>, jwks_uri: &str| {
+            let mut doc = serde_json::json!({ "jwks_uri": jwks_uri });
+            if let Some(issuer) = issuer {
+                doc["issuer"] = issuer.into();
+            }
+            doc.to_string().into_bytes()
+        };
+        let issuer = Some("https://idp.example/");
+        let url = |doc: &[u8], endpoint| keys_url_of(doc, endpoint, "https://idp.example/");
+        assert!(url(&doc(issuer, "https://idp.example/keys"), &remote).is_ok());
+        for hostile in [
+            "http://idp.example/keys",
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://localhost/keys",
+            "http://[::1]/keys",
+        ] {
+            assert!(matches!(url(&doc(issuer, hostile), &remote), Err(JwksError::BadJwksUri(_))), "{hostile}");
+        }
+        assert!(url(&doc(issuer, "http://127.0.0.1:8080/keys"), &local).is_ok(), "local development");
+        let missing = url(&doc(None, "https://idp.example/keys"), &remote);
+        assert!(matches!(missing, Err(JwksError::IssuerMismatch { .. })), "no issuer is no match");
+        assert!(missing.unwrap_err().is_configuration());
+    }
+
+    #[test]
+    fn stale_keys_serve_for_a_day_at_most() {
+        let keys = Arc::new(KeySet::parse(format!(r#"{{"keys":[{RSA}]}}"#).as_bytes()).unwrap());
+        let state = State { keys: Some(keys), fetched_at_ms: 1_000, fresh_until_ms: 5_000, ..State::default() };
+        assert!(state.fresh(Some("r"), 4_999).is_some());
+        assert!(state.fresh(Some("r"), 5_000).is_none());
+        assert!(state.fresh(Some("other"), 4_999).is_none(), "a key it does not hold is not fresh");
+        assert!(state.servable(5_000 + millis(MAX_STALE) - 1).is_some());
+        assert!(state.servable(5_000 + millis(MAX_STALE)).is_none());
+        let far = State { fresh_until_ms: u64::MAX, ..state };
+        assert!(far.servable(u64::MAX - 1).is_some(), "no overflow");
+    }
+
+    #[test]
+    fn each_source_has_its_own_cache_key() {
+        let url = KeyUrl::parse("https://idp.example/jwks").unwrap();
+        let endpoint = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let keys = [
+            KeyLocation::Jwks(url.clone()).cache_key(),
+            KeyLocation::Discovery { endpoint: endpoint.clone(), issuer: "https://idp.example/".into() }.cache_key(),
+            KeyLocation::Discovery { endpoint, issuer: "https://other.example/".into() }.cache_key(),
+        ];
+        assert_eq!(keys.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "{keys:?}");
+    }
+}
