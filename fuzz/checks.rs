@@ -73,6 +73,7 @@ pub fn jwt(data: &[u8]) {
             audiences: vec!["netbird".into()],
             keys: KeySource::Inline(jwks_json(&[&es, &rs]).expect("jwks")),
             user_id_claim: "sub".into(),
+            allowed_groups: None,
         };
         Setup {
             runtime: tokio::runtime::Builder::new_current_thread().build().expect("runtime"),

@@ -16,27 +16,32 @@ use crate::http::response::Outcome;
 use crate::http::route::{route, Route, Target};
 use crate::ids::UserId;
 use crate::policy::may_delete_token;
-use crate::storage::items::{unix_now, TokenItem, UserItem};
-use crate::storage::store::{Deletion, Store, StoreError};
+use crate::rate_limit::{Bucket, Step};
+use crate::storage::items::{unix_now, unix_now_ms, TokenItem, UserItem};
+use crate::storage::store::{Deletion, PatUse, Store, StoreError};
 use crate::telemetry::{AuditEvent, AuditResult};
 
 /// Everything built once at init and shared by every request.
 pub struct App {
     store: Arc<Store>,
     jwt: JwtVerifier,
+    /// NetBird's per-PAT rate limit, when on.
+    bucket: Option<Bucket>,
 }
 
-/// Who is calling, and the PAT row they called with, if any.
+/// Who is calling, the PAT row they called with, if any, and when.
 struct Caller {
     user_id: UserId,
     pat: Option<TokenItem>,
+    /// When the request was authenticated, Unix ms.
+    at_ms: u64,
 }
 
 impl App {
     pub fn new(config: &Config, client: aws_sdk_dynamodb::Client) -> Result<Self, JwksError> {
         let store = Arc::new(Store::new(client, config));
         let shared = config.key_cache_table.is_some().then(|| store.clone() as Arc<dyn SharedKeyCache>);
-        Ok(App { jwt: JwtVerifier::new(&config.auth, shared)?, store })
+        Ok(App { jwt: JwtVerifier::new(&config.auth, shared)?, store, bucket: config.rate_limit.map(Bucket::new) })
     }
 
     /// While Lambda's init phase gives the CPU in full: opens the two
@@ -81,16 +86,19 @@ impl App {
         let (target_id, token_id) = target.validated()?;
 
         // A PAT's row is confirmed on the table (the index may lag a
-        // delete) while the users are read: no extra round trip.
-        let pat_still_valid = async {
+        // delete), and its request paid for, while the users are read: no
+        // extra round trip.
+        let pat_use = async {
             match &caller.pat {
-                Some(pat) => self.store.mark_used(pat, unix_now(), deadline).await,
-                None => Ok(true),
+                Some(pat) => self.store.mark_used(pat, caller.at_ms, self.bucket.as_ref(), deadline).await,
+                None => Ok(PatUse::Marked),
             }
         };
-        let (users, pat_still_valid) = tokio::join!(self.users(&caller.user_id, &target_id, deadline), pat_still_valid);
-        if !pat_still_valid.map_err(internal)? {
-            return Err(Outcome::TokenInvalid);
+        let (users, pat_use) = tokio::join!(self.users(&caller.user_id, &target_id, deadline), pat_use);
+        match pat_use.map_err(internal)? {
+            PatUse::Marked => {}
+            PatUse::Gone => return Err(Outcome::TokenInvalid),
+            PatUse::Limited => return Err(Outcome::TooManyRequests),
         }
         let (caller_row, target_row) = users.map_err(internal)?;
         let (caller_row, target_row) =
@@ -132,7 +140,7 @@ impl App {
             Err(CredentialError::Missing) => Err(Outcome::NoAuthentication),
             Err(CredentialError::Invalid) => Err(Outcome::TokenInvalid),
             Ok(Credential::Jwt(token)) => match self.jwt.verify(token).await {
-                Ok(user_id) => Ok(Caller { user_id, pat: None }),
+                Ok(user_id) => Ok(Caller { user_id, pat: None, at_ms: unix_now_ms() }),
                 Err(JwtError::Invalid) => Err(Outcome::TokenInvalid),
                 Err(JwtError::KeysUnavailable) => {
                     tracing::error!("no usable JWT signing keys: the key set could not be fetched");
@@ -149,7 +157,13 @@ impl App {
                 if !row.is_live(unix_now()) {
                     return Err(Outcome::TokenInvalid);
                 }
-                Ok(Caller { user_id: row.user_id.clone(), pat: Some(row) })
+                // The row's copy of its bucket may be stale, never ahead: a
+                // refusal from it needs no write.
+                let at_ms = unix_now_ms();
+                if self.bucket.is_some_and(|b| b.first_step(row.rate_limited_until, at_ms) == Step::Refuse) {
+                    return Err(Outcome::TooManyRequests);
+                }
+                Ok(Caller { user_id: row.user_id.clone(), pat: Some(row), at_ms })
             }
         }
     }

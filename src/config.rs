@@ -13,6 +13,15 @@ pub struct Config {
     /// provider's keys; without it each instance fetches its own.
     pub key_cache_table: Option<String>,
     pub auth: AuthConfig,
+    /// NetBird's per-PAT rate limit (spec §9); `None` when off.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket per PAT: `per_minute` refill, `burst` capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +30,15 @@ pub struct AuthConfig {
     pub audiences: Vec<String>,
     pub keys: KeySource,
     pub user_id_claim: String,
+    /// NetBird's JWT allowed groups (spec §10); `None` when not set.
+    pub allowed_groups: Option<AllowedGroups>,
+}
+
+/// A JWT is accepted only if its `claim` names one of `groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedGroups {
+    pub claim: String,
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -52,6 +70,12 @@ pub enum ConfigError {
     BadUrl(&'static str),
     #[error("AUTH_AUDIENCE lists no audience")]
     NoAudience,
+    #[error("{0} must be a positive whole number")]
+    NotPositive(&'static str),
+    #[error("{0} must be true or false")]
+    NotBoolean(&'static str),
+    #[error("AUTH_JWT_ALLOW_GROUPS needs AUTH_JWT_GROUPS_CLAIM, the claim that holds a token's groups")]
+    GroupsWithoutClaim,
 }
 
 /// An identity provider's URL the function may fetch: `https://`, or plain
@@ -107,11 +131,31 @@ impl Config {
         let get = |name| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
-        let audiences: Vec<String> =
-            require("AUTH_AUDIENCE")?.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+        let list = |text: String| -> Vec<String> {
+            text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()
+        };
+        let audiences = list(require("AUTH_AUDIENCE")?);
         if audiences.is_empty() {
             return Err(ConfigError::NoAudience);
         }
+        let allowed_groups = match (get("AUTH_JWT_GROUPS_CLAIM"), get("AUTH_JWT_ALLOW_GROUPS").map(list)) {
+            (_, None) => None,
+            (_, Some(groups)) if groups.is_empty() => None,
+            (None, Some(_)) => return Err(ConfigError::GroupsWithoutClaim),
+            (Some(claim), Some(groups)) => Some(AllowedGroups { claim, groups }),
+        };
+        let positive = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            get(name).map_or(Ok(default), |v| v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::NotPositive(name)))
+        };
+        let rate_limit = RateLimit {
+            per_minute: positive("NB_API_RATE_LIMITING_RPM", 6)?,
+            burst: positive("NB_API_RATE_LIMITING_BURST", 500)?,
+        };
+        let rate_limit = match get("NB_API_RATE_LIMITING_ENABLED").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") => None,
+            Some("true") => Some(rate_limit),
+            Some(_) => return Err(ConfigError::NotBoolean("NB_API_RATE_LIMITING_ENABLED")),
+        };
         // The most direct source wins: the set itself, its URL, the provider's configuration.
         let url = |name| get(name).map(|text| KeyUrl::parse(&text).ok_or(ConfigError::BadUrl(name))).transpose();
         let keys = match (get("AUTH_JWKS"), url("AUTH_KEYS_LOCATION")?, url("AUTH_OIDC_CONFIG_ENDPOINT")?) {
@@ -131,7 +175,9 @@ impl Config {
                 audiences,
                 keys,
                 user_id_claim: get("AUTH_USER_ID_CLAIM").unwrap_or_else(|| "sub".into()),
+                allowed_groups,
             },
+            rate_limit,
         })
     }
 }
@@ -244,6 +290,58 @@ mod tests {
         ] {
             assert_eq!(loopback_url(url), None, "{url}");
         }
+    }
+
+    #[test]
+    fn netbirds_rate_limit_settings() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars).map(|c| c.rate_limit)
+        };
+        assert_eq!(with(&[]), Ok(None), "off by default");
+        assert_eq!(with(&[("NB_API_RATE_LIMITING_RPM", "60")]), Ok(None), "off unless enabled");
+        let on = RateLimit { per_minute: 6, burst: 500 };
+        assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "true")]), Ok(Some(on)), "NetBird's defaults");
+        assert_eq!(
+            with(&[
+                ("NB_API_RATE_LIMITING_ENABLED", "TRUE"),
+                ("NB_API_RATE_LIMITING_RPM", "120"),
+                ("NB_API_RATE_LIMITING_BURST", "10")
+            ]),
+            Ok(Some(RateLimit { per_minute: 120, burst: 10 }))
+        );
+        assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "false")]), Ok(None));
+        for (name, value) in [
+            ("NB_API_RATE_LIMITING_RPM", "0"),
+            ("NB_API_RATE_LIMITING_RPM", "-6"),
+            ("NB_API_RATE_LIMITING_RPM", "6.5"),
+            ("NB_API_RATE_LIMITING_BURST", "lots"),
+            ("NB_API_RATE_LIMITING_BURST", "99999999999"),
+        ] {
+            assert_eq!(with(&[(name, value)]), Err(ConfigError::NotPositive(name)), "{name}={value}");
+        }
+        assert_eq!(
+            with(&[("NB_API_RATE_LIMITING_ENABLED", "yes")]),
+            Err(ConfigError::NotBoolean("NB_API_RATE_LIMITING_ENABLED"))
+        );
+    }
+
+    #[test]
+    fn allowed_groups_need_their_claim() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars).map(|c| c.auth.allowed_groups)
+        };
+        assert_eq!(with(&[]), Ok(None));
+        assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups")]), Ok(None), "no list, no check");
+        assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", " , ")]), Ok(None));
+        assert_eq!(
+            with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "netbird-admins, ops ,")]),
+            Ok(Some(AllowedGroups { claim: "groups".into(), groups: vec!["netbird-admins".into(), "ops".into()] }))
+        );
+        assert_eq!(with(&[("AUTH_JWT_ALLOW_GROUPS", "ops")]), Err(ConfigError::GroupsWithoutClaim));
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod devkeys;
 pub mod http;
 pub mod ids;
 pub mod policy;
+pub mod rate_limit;
 pub mod storage;
 pub mod telemetry;

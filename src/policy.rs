@@ -1,5 +1,5 @@
 //! NetBird's permission rules for deleting a token, in NetBird's order
-//! (contract §3, checks 1 to 6). Pure: the caller and target rows in, a
+//! (spec §3, checks 1 to 6). Pure: the caller and target rows in, a
 //! verdict out; check 7 is the conditional delete itself.
 
 use crate::ids::UserId;

@@ -129,11 +129,11 @@ impl RequestSummary<'_> {
     }
 
     /// The request's log fields plus CloudWatch Embedded Metric Format:
-    /// requests, deleted, refused and internal-error counts and the
-    /// duration, with no dimension: five custom metrics in all, whatever the
-    /// outcomes. The outcome itself is a log field (Logs Insights counts it
+    /// requests, deleted, refused (any 4xx), internal-error and rate-limited
+    /// counts and the duration, with no dimension: six custom metrics in
+    /// all, whatever the outcomes. The outcome itself is a log field (Logs Insights counts it
     /// per outcome at no metric cost); a dimension would make each outcome
-    /// that occurs five more metrics.
+    /// that occurs six more metrics.
     pub fn document(&self, now: SystemTime) -> Value {
         let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let duration_ms = self.duration.as_secs_f64() * 1000.0;
@@ -154,6 +154,7 @@ impl RequestSummary<'_> {
                         { "Name": "Deleted", "Unit": "Count" },
                         { "Name": "Refused", "Unit": "Count" },
                         { "Name": "InternalErrors", "Unit": "Count" },
+                        { "Name": "RateLimited", "Unit": "Count" },
                         { "Name": "Duration", "Unit": "Milliseconds" }
                     ]
                 }]
@@ -162,6 +163,7 @@ impl RequestSummary<'_> {
             "Deleted": u8::from(self.status == 200),
             "Refused": u8::from((400..500).contains(&self.status)),
             "InternalErrors": u8::from(self.status >= 500),
+            "RateLimited": u8::from(self.status == 429),
             "Duration": duration_ms,
         })
     }
@@ -171,11 +173,11 @@ impl RequestSummary<'_> {
 #[derive(Debug, Clone, Copy)]
 pub enum AuditResult {
     Deleted,
-    /// DynamoDB may have applied it; no answer said so (contract §7).
+    /// DynamoDB may have applied it; no answer said so (spec §7).
     Unknown,
 }
 
-/// NetBird's activity 42, as it stores the event (contract §8), and each
+/// NetBird's activity 42, as it stores the event (spec §8), and each
 /// attempt whose outcome is unknown, with `result` telling them apart.
 pub struct AuditEvent<'a> {
     pub result: AuditResult,
@@ -290,5 +292,7 @@ mod tests {
         };
         assert_eq!((at(403)["Refused"].as_u64(), at(403)["Deleted"].as_u64()), (Some(1), Some(0)));
         assert_eq!(at(500)["InternalErrors"].as_u64(), Some(1));
+        assert_eq!((at(429)["RateLimited"].as_u64(), at(429)["Refused"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(at(403)["RateLimited"].as_u64(), Some(0));
     }
 }

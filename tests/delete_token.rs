@@ -1,5 +1,5 @@
 //! The handler end to end against DynamoDB Local: status, body, and the
-//! tokens table afterwards, for every row of the contract.
+//! tokens table afterwards, for every row of the specification (docs/spec.md).
 
 mod common;
 

@@ -12,7 +12,7 @@ use common::idp::{Idp, Reply};
 use common::now;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
-use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
+use netbird_delete_token::config::{AllowedGroups, AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::DevKey;
 use serde_json::{json, Value};
 
@@ -232,7 +232,13 @@ fn claims(issuer: &str) -> Value {
 
 /// NetBird's settings for `issuer`: audience `netbird`, the user in `sub`.
 fn auth_config(issuer: &str, keys: KeySource) -> AuthConfig {
-    AuthConfig { issuer: issuer.into(), audiences: vec!["netbird".into()], keys, user_id_claim: "sub".into() }
+    AuthConfig {
+        issuer: issuer.into(),
+        audiences: vec!["netbird".into()],
+        keys,
+        user_id_claim: "sub".into(),
+        allowed_groups: None,
+    }
 }
 
 fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {
@@ -351,4 +357,59 @@ async fn redirects_stay_on_their_origin() {
     assert_eq!(idp.hits("/keys"), 1, "the other host was never asked");
     assert_eq!(verify_from("/other-port").await, Err(JwtError::KeysUnavailable));
     assert_eq!(other.hits("/keys"), 0, "the other port was never asked");
+}
+
+/// NetBird's JWT allowed groups with the group claims real providers send:
+/// a token is accepted only if its claim names an allowed group.
+#[tokio::test]
+async fn allowed_groups_with_real_providers_claims() {
+    let key = DevKey::generate_es256("k").unwrap();
+    let issuer = "https://idp.test/";
+    let entra_group = "f2b5e1c0-7d3a-4c1e-9a6b-0d8c2e4f6a81";
+    let cases: [(&str, &str, Value, &str, bool); 9] = [
+        // Keycloak's group mapper, full paths.
+        ("Keycloak", "groups", json!(["/netbird-admins", "/staff"]), "/netbird-admins", true),
+        ("Keycloak, not a member", "groups", json!(["/staff"]), "/netbird-admins", false),
+        // Entra ID: group object ids, not names.
+        ("Entra ID", "groups", json!(["0b0c6f3e-1d2a-4f5b-8c7d-9e0f1a2b3c4d", entra_group]), entra_group, true),
+        ("Entra ID by name", "groups", json!([entra_group]), "netbird-admins", false),
+        // Okta's groups claim.
+        ("Okta", "groups", json!(["Everyone", "netbird-admins"]), "netbird-admins", true),
+        ("a single string", "groups", json!("netbird-admins"), "netbird-admins", true),
+        (
+            "non-string members",
+            "groups",
+            json!([7, null, {"name": "netbird-admins"}, "netbird-admins"]),
+            "netbird-admins",
+            true,
+        ),
+        ("only non-string members", "groups", json!([7, {"name": "netbird-admins"}]), "netbird-admins", false),
+        // Zitadel's roles claim is an object: no group.
+        (
+            "Zitadel roles",
+            "urn:zitadel:iam:org:project:roles",
+            json!({"netbird-admins": {"1": "org"}}),
+            "netbird-admins",
+            false,
+        ),
+    ];
+    for (name, claim, groups, allowed, accepted) in cases {
+        let config = AuthConfig {
+            allowed_groups: Some(AllowedGroups { claim: claim.into(), groups: vec![allowed.into(), "other".into()] }),
+            ..auth_config(issuer, KeySource::Inline(key.jwks_json().unwrap()))
+        };
+        let verifier = JwtVerifier::new(&config, None).unwrap();
+        let mut token_claims = claims(issuer);
+        token_claims[claim] = groups;
+        let got = verifier.verify(&key.sign(&token_claims).unwrap()).await;
+        let want = if accepted { Ok("u-1".to_owned()) } else { Err(JwtError::Invalid) };
+        assert_eq!(got.map(|u| u.to_string()), want, "{name}");
+    }
+    // No claim at all: no group.
+    let config = AuthConfig {
+        allowed_groups: Some(AllowedGroups { claim: "groups".into(), groups: vec!["netbird-admins".into()] }),
+        ..auth_config(issuer, KeySource::Inline(key.jwks_json().unwrap()))
+    };
+    let verifier = JwtVerifier::new(&config, None).unwrap();
+    assert_eq!(verifier.verify(&key.sign(&claims(issuer)).unwrap()).await, Err(JwtError::Invalid));
 }

@@ -40,6 +40,7 @@ fn config(keys: KeySource) -> AuthConfig {
         audiences: vec!["cli".into(), AUDIENCE.into()],
         keys,
         user_id_claim: "sub".into(),
+        allowed_groups: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! JWT verification (spec §2): signature by a configured key, the
 //! algorithm pinned by that key, `exp` required, `nbf`/`iat` honoured,
-//! `iss`/`aud` enforced, and the caller's id from the configured claim.
+//! `iss`/`aud` enforced, the allowed groups (spec §10), and the caller's id
+//! from the configured claim.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use crate::auth::keys::{JwksError, SUPPORTED};
 use crate::auth::provider_keys::{Keys, SharedKeyCache};
-use crate::config::AuthConfig;
+use crate::config::{AllowedGroups, AuthConfig};
 use crate::ids::UserId;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -18,6 +19,7 @@ const LEEWAY_SECS: u64 = 60;
 
 pub struct JwtVerifier {
     keys: Keys,
+    allowed_groups: Option<AllowedGroups>,
     /// One prepared `Validation` per supported algorithm, built at init.
     validations: Vec<(Algorithm, Validation)>,
     user_id_claim: String,
@@ -52,7 +54,12 @@ impl JwtVerifier {
                 (alg, validation)
             })
             .collect();
-        JwtVerifier { keys, validations, user_id_claim: config.user_id_claim.clone() }
+        JwtVerifier {
+            keys,
+            validations,
+            user_id_claim: config.user_id_claim.clone(),
+            allowed_groups: config.allowed_groups.clone(),
+        }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -77,9 +84,47 @@ impl JwtVerifier {
                 return Err(JwtError::Invalid);
             }
         }
+        if let Some(allowed) = &self.allowed_groups {
+            if !in_allowed_group(claims.get(&allowed.claim), &allowed.groups) {
+                return Err(JwtError::Invalid);
+            }
+        }
         match claims.get(&self.user_id_claim) {
             Some(Value::String(id)) => UserId::parse(id).ok_or(JwtError::Invalid),
             _ => Err(JwtError::Invalid),
         }
+    }
+}
+
+/// Whether a token's groups `claim` names one of `allowed` (spec §10): the
+/// claim is a string, or an array whose string members count; anything
+/// else, or no claim, is no group.
+fn in_allowed_group(claim: Option<&Value>, allowed: &[String]) -> bool {
+    let allowed = |group: &str| allowed.iter().any(|a| a == group);
+    match claim {
+        Some(Value::String(group)) => allowed(group),
+        Some(Value::Array(groups)) => groups.iter().filter_map(Value::as_str).any(allowed),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn groups_come_as_a_string_or_an_array_of_strings() {
+        let allowed = ["netbird-admins".to_owned(), "ops".to_owned()];
+        let member = |claim: Value| in_allowed_group(Some(&claim), &allowed);
+        assert!(member(json!("netbird-admins")));
+        assert!(member(json!(["everyone", "ops"])));
+        assert!(member(json!([1, null, {"name": "x"}, "netbird-admins"])), "string members count");
+        assert!(!member(json!("NetBird-Admins")), "names match exactly");
+        assert!(!member(json!([])));
+        assert!(!member(json!([["ops"]])), "a nested array is no group");
+        assert!(!member(json!({ "ops": {} })), "an object is no group");
+        assert!(!member(json!(7)));
+        assert!(!in_allowed_group(None, &allowed), "no claim, no group");
     }
 }

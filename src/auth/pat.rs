@@ -1,5 +1,5 @@
 //! NetBird personal access tokens: `nbp_` + 30 base62 secret + 6 base62
-//! digits of `crc32(secret)` (contract §2). Everything here runs before any
+//! digits of `crc32(secret)` (spec §2). Everything here runs before any
 //! database call, so a malformed token costs nothing but CPU.
 
 use base64::{engine::general_purpose::STANDARD, Engine};

@@ -32,6 +32,8 @@ pub enum Outcome {
         target_id: UserId,
     },
     TokenNotFound(TokenId),
+    /// A PAT over NetBird's rate limit (spec §9).
+    TooManyRequests,
     /// Details are logged where they happen; the client learns nothing.
     Internal,
 }
@@ -76,6 +78,7 @@ impl Outcome {
             Outcome::TokenNotFound(token_id) => {
                 (S::NOT_FOUND, "token_not_found", format!("pat: {token_id} not found").into())
             }
+            Outcome::TooManyRequests => fixed(S::TOO_MANY_REQUESTS, "rate_limited", "too many requests"),
             Outcome::Internal => fixed(S::INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
         }
     }
@@ -180,6 +183,7 @@ mod tests {
             (refused(Refusal::TargetNotFound), 404, "user: t1 not found"),
             (refused(Refusal::AdminRequired), 403, "admin role required to perform this action"),
             (Outcome::TokenNotFound("tok".into()), 404, "pat: tok not found"),
+            (Outcome::TooManyRequests, 429, "too many requests"),
             (Outcome::Internal, 500, "internal server error"),
             (Outcome::MethodNotAllowed, 405, "method not allowed"),
             (Outcome::RouteNotFound, 404, "not found"),

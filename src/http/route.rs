@@ -1,4 +1,4 @@
-//! Which route a request is for, and the ids it names (contract §1).
+//! Which route a request is for, and the ids it names (spec §1).
 //!
 //! Pure: it sees the method, the path and API Gateway's path parameters, and
 //! leaves id validation to [`Target::validated`], which runs after

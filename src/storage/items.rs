@@ -23,6 +23,7 @@ pub mod attr {
     pub const CREATED_AT: &str = "createdAt";
     pub const CREATED_BY: &str = "createdBy";
     pub const LAST_USED: &str = "lastUsed";
+    pub const RATE_LIMITED_UNTIL: &str = "rateLimitedUntil";
     pub const ROLE: &str = "role";
     pub const IS_SERVICE_USER: &str = "isServiceUser";
     pub const SERVICE_USER_NAME: &str = "serviceUserName";
@@ -40,6 +41,11 @@ pub const HASHED_TOKEN_INDEX: &str = "hashedToken-index";
 /// Now, as the tables store times: Unix seconds.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Now in Unix milliseconds, as `rateLimitedUntil` and the key cache store times.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A row that lacks a required attribute or holds it with the wrong type.
@@ -144,6 +150,8 @@ pub struct TokenItem {
     pub created_at: Option<i64>,
     pub created_by: Option<UserId>,
     pub last_used: Option<i64>,
+    /// When the token's request bucket is next full, Unix ms (spec §9).
+    pub rate_limited_until: Option<u64>,
 }
 
 impl TokenItem {
@@ -158,6 +166,7 @@ impl TokenItem {
             created_at: number_at(item, attr::CREATED_AT),
             created_by: string_at(item, attr::CREATED_BY).map(UserId::from),
             last_used: number_at(item, attr::LAST_USED),
+            rate_limited_until: number_at(item, attr::RATE_LIMITED_UNTIL).and_then(|n| u64::try_from(n).ok()),
         })
     }
 
@@ -181,6 +190,9 @@ impl TokenItem {
         }
         if let Some(by) = &self.created_by {
             item.insert(attr::CREATED_BY.into(), string_value(by.as_str()));
+        }
+        if let Some(full_at) = self.rate_limited_until {
+            item.insert(attr::RATE_LIMITED_UNTIL.into(), AttributeValue::N(full_at.to_string()));
         }
         item
     }
@@ -334,6 +346,7 @@ mod tests {
             created_at: Some(1),
             created_by: Some("u".into()),
             last_used: None,
+            rate_limited_until: Some(1_700_000_000_123),
         };
         assert_eq!(TokenItem::from_item(&token.to_item()), Ok(token));
         let cached = KeyCacheItem {

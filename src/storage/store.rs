@@ -22,6 +22,7 @@ use crate::auth::provider_keys::{CachedKeySet, SharedKeyCache};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::ids::{AccountId, TokenId, UserId};
+use crate::rate_limit::{Bucket, Step};
 use crate::storage::client::{timeouts, OPERATION_TIMEOUT};
 use crate::storage::items::{
     attr, key_cache_key, token_key, user_key, Item, KeyCacheItem, TokenItem, UserItem, HASHED_TOKEN_INDEX,
@@ -57,6 +58,18 @@ where
         };
         StoreError { operation, detail }
     }
+}
+
+/// What became of a PAT's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatUse {
+    /// Recorded (and paid for from its bucket, with a rate limit).
+    Marked,
+    /// The row is gone: the token was deleted a moment ago.
+    Gone,
+    /// Its bucket is empty (or, rarely, the row is gone as well): nothing
+    /// was written.
+    Limited,
 }
 
 /// What a conditional delete did.
@@ -149,26 +162,87 @@ impl Store {
         Ok((token.hashed_token == hashed_token).then_some(token))
     }
 
-    /// Records a PAT's use, on the table itself rather than the index: only
-    /// if the row still exists. `false` when it does not (the token was
-    /// deleted a moment ago); never recreates a row. The condition names the
-    /// key alone, so IAM can limit this write to `lastUsed` (token ids are
-    /// never reused: the row under this key is the token the index found).
-    pub async fn mark_used(&self, token: &TokenItem, now: i64, deadline: &Deadline) -> Result<bool, StoreError> {
-        let result = self
+    /// Records a PAT's use on the table itself rather than the index, only
+    /// if the row still exists (the index may lag a delete); never recreates
+    /// a row. The condition names the key alone, so IAM can limit this write
+    /// to `lastUsed` (and the bucket): token ids are never reused, so the row
+    /// under this key is the token the index found. With a rate limit, the
+    /// same write pays for the request from the token's bucket (spec §9).
+    pub async fn mark_used(
+        &self,
+        token: &TokenItem,
+        now_ms: u64,
+        bucket: Option<&Bucket>,
+        deadline: &Deadline,
+    ) -> Result<PatUse, StoreError> {
+        let now = now_ms / 1000;
+        let Some(bucket) = bucket else {
+            let marked = self.update_token(token, now, "SET #used = :now", "attribute_exists(#token)", &[], deadline);
+            return Ok(if marked.await? { PatUse::Marked } else { PatUse::Gone });
+        };
+        let idle_values = [(":now_ms", number(now_ms)), (":full", number(now_ms.saturating_add(bucket.interval_ms)))];
+        let idle = self.update_token(
+            token,
+            now,
+            "SET #used = :now, #full = :full",
+            "attribute_exists(#token) AND (attribute_not_exists(#full) OR #full <= :now_ms)",
+            &idle_values,
+            deadline,
+        );
+        let busy_values = [
+            (":now_ms", number(now_ms)),
+            (":limit", number(bucket.limit(now_ms))),
+            (":interval", number(bucket.interval_ms)),
+        ];
+        let busy = self.update_token(
+            token,
+            now,
+            "SET #used = :now, #full = #full + :interval",
+            "attribute_exists(#token) AND #full > :now_ms AND #full <= :limit",
+            &busy_values,
+            deadline,
+        );
+        // A failed first guess (the index's copy was stale, or another
+        // instance paid first) gets one more write, the other case's. When
+        // both fail the bucket is over its limit, or the row is gone: either
+        // way the request is refused and nothing was written.
+        let paid = match bucket.first_step(token.rate_limited_until, now_ms) {
+            Step::Refuse => false,
+            Step::Idle => idle.await? || busy.await?,
+            Step::Busy => busy.await?,
+        };
+        Ok(if paid { PatUse::Marked } else { PatUse::Limited })
+    }
+
+    /// One conditional UpdateItem of `token`'s row (`#used` is `lastUsed`,
+    /// `#full` the bucket's full-time, `#token` the key); `false` when the
+    /// condition failed.
+    async fn update_token(
+        &self,
+        token: &TokenItem,
+        now: u64,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        deadline: &Deadline,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.tokens_table)
             .set_key(Some(token_key(&token.user_id, &token.token_id)))
-            .update_expression("SET #used = :now")
-            .condition_expression("attribute_exists(#token)")
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#used", attr::LAST_USED)
             .expression_attribute_names("#token", attr::TOKEN_ID)
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .customize()
-            .config_override(within(deadline, "UpdateItem")?)
-            .send()
-            .await;
+            .expression_attribute_values(":now", number(now));
+        if update.contains("#full") {
+            request = request.expression_attribute_names("#full", attr::RATE_LIMITED_UNTIL);
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        let result = request.customize().config_override(within(deadline, "UpdateItem")?).send().await;
         match result {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
@@ -267,6 +341,10 @@ impl SharedKeyCache for Store {
             }
         })
     }
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
 
 /// One call's settings when it must end within `deadline`; an error, with

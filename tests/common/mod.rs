@@ -76,6 +76,8 @@ pub fn claims(sub: &str) -> Value {
 pub struct Stack {
     /// Where the function reaches DynamoDB: a proxy that records its calls.
     pub dynamodb: String,
+    /// Settings beyond the tables and the keys, for every function of the stack.
+    pub settings: Vec<(&'static str, String)>,
     pub client: Client,
     pub config: Config,
     pub keys: Keys,
@@ -92,13 +94,22 @@ impl Stack {
     /// Fresh, uniquely named tables from template.yaml, and an App on
     /// them, reaching DynamoDB Local through a proxy that only records.
     pub async fn new() -> Stack {
+        Self::with_settings(&[]).await
+    }
+
+    /// [`Stack::new`] with `settings` (NetBird's rate limit, say) as well.
+    pub async fn with_settings(settings: &[(&'static str, &str)]) -> Stack {
         let recorder = faults::FaultProxy::start(&endpoint()).await;
-        Self::with_endpoint(&recorder.endpoint).await
+        Self::build(&recorder.endpoint, settings).await
     }
 
     /// The tables are created on DynamoDB Local; the function talks to
     /// `function_endpoint` (a fault-injecting proxy, or nothing at all).
     pub async fn with_endpoint(function_endpoint: &str) -> Stack {
+        Self::build(function_endpoint, &[]).await
+    }
+
+    async fn build(function_endpoint: &str, settings: &[(&'static str, &str)]) -> Stack {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let suffix = format!("{}-{}-{}", std::process::id(), now(), NEXT.fetch_add(1, Ordering::Relaxed));
         let tokens_table = format!("tokens-{suffix}");
@@ -114,7 +125,8 @@ impl Stack {
         assert!(status.success(), "devstack tables failed");
         let keys = Keys::new();
         let jwks = keys.jwks();
-        let vars = HashMap::from([
+        let settings: Vec<(&'static str, String)> = settings.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut vars = HashMap::from([
             ("TOKENS_TABLE", tokens_table),
             ("USERS_TABLE", users_table),
             ("KEY_CACHE_TABLE", key_cache_table),
@@ -122,16 +134,17 @@ impl Stack {
             ("AUTH_AUDIENCE", format!("other,{AUDIENCE}")),
             ("AUTH_JWKS", jwks),
         ]);
+        vars.extend(settings.iter().cloned());
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
         let function_client = Client::new(&sdk::sdk_config().endpoint_url(function_endpoint).load().await);
         let app = Arc::new(App::new(&config, function_client).unwrap());
-        Stack { dynamodb: function_endpoint.to_owned(), client, config, keys, app }
+        Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, app }
     }
 
     /// The function's settings for these tables, talking to `endpoint`.
     pub fn function_env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("TOKENS_TABLE", self.config.tokens_table.clone()),
             ("USERS_TABLE", self.config.users_table.clone()),
             ("KEY_CACHE_TABLE", self.config.key_cache_table.clone().unwrap_or_default()),
@@ -139,7 +152,9 @@ impl Stack {
             ("AUTH_AUDIENCE", AUDIENCE.into()),
             ("AUTH_JWKS", self.keys.jwks()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()),
-        ]
+        ];
+        env.extend(self.settings.iter().cloned());
+        env
     }
 
     pub async fn user(&self, id: &str, account: &str, role: &str) {
@@ -184,6 +199,7 @@ impl Stack {
             created_at: Some(now()),
             created_by: Some(user.into()),
             last_used: None,
+            rate_limited_until: None,
         }
         .to_item();
         self.client.put_item().table_name(&self.config.tokens_table).set_item(Some(item)).send().await.unwrap();

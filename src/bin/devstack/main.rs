@@ -192,6 +192,7 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         created_at: Some(now),
         created_by: Some(user_id),
         last_used: None,
+        rate_limited_until: None,
     }
     .to_item();
     env.client.put_item().table_name(&env.tokens_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
