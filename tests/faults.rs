@@ -136,3 +136,18 @@ async fn after_a_refused_attempt_a_missing_token_is_still_404() {
     assert_eq!(proxy.injected(), 1);
     assert_eq!(stack.tokens().await, vec![("o".into(), "o-keep".into()), ("o".into(), "o-t".into())]);
 }
+
+/// The test servers forward what they read: a chunked body arrives whole,
+/// with a head that says its length (not `chunked` over a plain body).
+#[tokio::test]
+async fn the_proxy_forwards_a_chunked_body_with_its_length() {
+    use common::http1::{header, read_message, to_bytes};
+    let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nx-a: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    let (head, body) = read_message(&mut &wire[..]).await.unwrap();
+    assert_eq!(body, b"abcde");
+    assert_eq!(header(&head, "transfer-encoding"), None);
+    assert_eq!(header(&head, "content-length").as_deref(), Some("5"));
+    assert_eq!(header(&head, "x-a").as_deref(), Some("1"));
+    let (again, body) = read_message(&mut &to_bytes(&head, &body)[..]).await.unwrap();
+    assert_eq!((again, body), (head, b"abcde".to_vec()), "what is forwarded reads back the same");
+}

@@ -1,5 +1,6 @@
 //! Just enough HTTP/1.1 for the test servers: read one message, find a
-//! header. Bodies come with `content-length` or chunked.
+//! header. Bodies come with `content-length` or chunked; a chunked body is
+//! returned whole, its head saying `content-length` instead.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -43,7 +44,7 @@ pub async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(Strin
             body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
             rest.drain(..line_end + 2 + size + 2);
             if size == 0 {
-                return Some((head, body));
+                return Some((with_length(&head, body.len()), body));
             }
         }
     }
@@ -57,6 +58,15 @@ pub async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(Strin
     }
     rest.truncate(length);
     Some((head, rest))
+}
+
+/// `head` with `transfer-encoding` replaced by a `content-length` of `length`.
+fn with_length(head: &str, length: usize) -> String {
+    let mut lines: Vec<&str> = head.trim_end_matches("\r\n").split("\r\n").collect();
+    lines.retain(|line| !line.split(':').next().is_some_and(|k| k.trim().eq_ignore_ascii_case("transfer-encoding")));
+    let length = format!("content-length: {length}");
+    lines.push(&length);
+    format!("{}\r\n\r\n", lines.join("\r\n"))
 }
 
 pub fn header(head: &str, name: &str) -> Option<String> {
