@@ -11,13 +11,29 @@ use netbird_delete_token::app::App;
 use netbird_delete_token::auth::header::{parse, Credential, MAX_CREDENTIAL_LEN};
 use netbird_delete_token::auth::jwt::JwtVerifier;
 use netbird_delete_token::auth::pat::{from_secret, Pat, PREFIX, TOKEN_LEN};
-use netbird_delete_token::config::{AuthConfig, Config, KeySource};
+use netbird_delete_token::config::Config;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::http::lambda::answer_event;
 use netbird_delete_token::http::route::{route, Route};
 use netbird_delete_token::ids::is_valid_id;
 use netbird_delete_token::storage::client;
 use serde_json::value::RawValue;
+
+/// The function's settings, read as the function reads them, with `jwks`
+/// inline.
+fn settings(jwks: String) -> Config {
+    Config::from_lookup(|name| {
+        Some(match name {
+            "TOKENS_TABLE" => "tokens".into(),
+            "USERS_TABLE" => "users".into(),
+            "AUTH_ISSUER" => "https://idp.fuzz/".into(),
+            "AUTH_AUDIENCE" => "netbird".into(),
+            "AUTH_JWKS" => jwks.clone(),
+            _ => return None,
+        })
+    })
+    .expect("config")
+}
 
 /// Any `Authorization` header value: parsed without panicking; a PAT is
 /// only ever accepted in its exact 40-character form.
@@ -68,16 +84,10 @@ pub fn jwt(data: &[u8]) {
     let setup = SETUP.get_or_init(|| {
         let es = DevKey::generate_es256("es").expect("key");
         let rs = DevKey::generate_rsa("rs", Algorithm::RS256).expect("key");
-        let config = AuthConfig {
-            issuer: "https://idp.fuzz/".into(),
-            audiences: vec!["netbird".into()],
-            keys: KeySource::Inline(jwks_json(&[&es, &rs]).expect("jwks")),
-            user_id_claim: "sub".into(),
-            allowed_groups: None,
-        };
+        let config = settings(jwks_json(&[&es, &rs]).expect("jwks"));
         Setup {
             runtime: tokio::runtime::Builder::new_current_thread().build().expect("runtime"),
-            verifier: JwtVerifier::new(&config, None).expect("verifier"),
+            verifier: JwtVerifier::new(&config.auth, None).expect("verifier"),
         }
     });
     let Ok(token) = std::str::from_utf8(data) else { return };
@@ -94,18 +104,7 @@ pub fn event(data: &[u8]) {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     let setup = SETUP.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let jwks = DevKey::generate_es256("k").expect("key").jwks_json().expect("jwks");
-        let config = Config::from_lookup(|name| {
-            Some(match name {
-                "TOKENS_TABLE" => "tokens".into(),
-                "USERS_TABLE" => "users".into(),
-                "AUTH_ISSUER" => "https://idp.fuzz/".into(),
-                "AUTH_AUDIENCE" => "netbird".into(),
-                "AUTH_JWKS" => jwks.clone(),
-                _ => return None,
-            })
-        })
-        .expect("config");
+        let config = settings(DevKey::generate_es256("k").expect("key").jwks_json().expect("jwks"));
         // Nothing listens on port 9, and nothing retries: a request that
         // gets as far as DynamoDB (a seed's well-formed PAT) fails at once.
         let client = runtime.block_on(async {

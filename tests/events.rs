@@ -22,7 +22,7 @@ async fn sample_events_answer_as_documented() {
     assert!(status.success());
     let _ = std::fs::remove_file(key);
 
-    let error = |code: u16, message: &str| json!({ "message": message, "code": code });
+    let error = |code: u16, message: &str| error(code, message).1;
     let cases: [(&str, u16, Value); 8] = [
         ("http-api-delete.json", 200, json!({})),
         ("rest-api-delete.json", 200, json!({})),

@@ -232,13 +232,7 @@ fn claims(issuer: &str) -> Value {
 
 /// NetBird's settings for `issuer`: audience `netbird`, the user in `sub`.
 fn auth_config(issuer: &str, keys: KeySource) -> AuthConfig {
-    AuthConfig {
-        issuer: issuer.into(),
-        audiences: vec!["netbird".into()],
-        keys,
-        user_id_claim: "sub".into(),
-        allowed_groups: None,
-    }
+    AuthConfig { issuer: issuer.into(), audiences: vec!["netbird".into()], ..common::auth_config(keys) }
 }
 
 fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::idp::{Idp, Reply};
-use common::now;
+use common::{auth_config, now, AUDIENCE};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
 use netbird_delete_token::auth::provider_keys::{KeyLocation, Keys, ProviderKeys};
@@ -17,11 +17,8 @@ use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use serde_json::{json, Value};
 
-const ISSUER: &str = "https://idp.test/";
-const AUDIENCE: &str = "netbird";
-
 fn claims() -> Value {
-    json!({ "sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 300 })
+    common::claims("user-1")
 }
 
 fn with(mut claims: Value, key: &str, value: Value) -> Value {
@@ -35,13 +32,7 @@ fn without(mut claims: Value, key: &str) -> Value {
 }
 
 fn config(keys: KeySource) -> AuthConfig {
-    AuthConfig {
-        issuer: ISSUER.into(),
-        audiences: vec!["cli".into(), AUDIENCE.into()],
-        keys,
-        user_id_claim: "sub".into(),
-        allowed_groups: None,
-    }
+    auth_config(keys)
 }
 
 struct Fixture {

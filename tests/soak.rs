@@ -40,7 +40,6 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
     let user_jwt = format!("Bearer {}", stack.keys.jwt("u"));
     let owner_pat = format!("Token {owner_pat}");
     let unknown_pat = format!("Token {}", netbird_delete_token::auth::pat::generate().unwrap());
-    let err = |code: u16, message: &str| (code, json!({ "message": message, "code": code }));
 
     let mut warm_rss = 0;
     for i in 0..REQUESTS {
@@ -50,21 +49,21 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
                 let auth = if n % 2 == 0 { &owner_jwt } else { &owner_pat };
                 (http_api_event("DELETE", "o", &ids[n], Some(auth)), (200, json!({})))
             }
-            1 => (http_api_event("DELETE", "o", "k-0", None), err(401, "no valid authentication provided")),
-            2 => (http_api_event("DELETE", "o", "k-0", Some("Bearer x.y.z")), err(401, "token invalid")),
-            3 => (rest_api_event("DELETE", "o", "k-0", Some(&unknown_pat)), err(401, "token invalid")),
-            4 => (http_api_event("DELETE", "u", "u-t", Some(&user_jwt)), err(403, "permission denied")),
+            1 => (http_api_event("DELETE", "o", "k-0", None), error(401, "no valid authentication provided")),
+            2 => (http_api_event("DELETE", "o", "k-0", Some("Bearer x.y.z")), error(401, "token invalid")),
+            3 => (rest_api_event("DELETE", "o", "k-0", Some(&unknown_pat)), error(401, "token invalid")),
+            4 => (http_api_event("DELETE", "u", "u-t", Some(&user_jwt)), error(403, "permission denied")),
             5 => (
                 http_api_event("DELETE", "o", "login", Some(&admin_jwt)),
-                err(403, "admin role required to perform this action"),
+                error(403, "admin role required to perform this action"),
             ),
-            6 => (http_api_event("DELETE", "o", "missing", Some(&owner_jwt)), err(404, "pat: missing not found")),
+            6 => (http_api_event("DELETE", "o", "missing", Some(&owner_jwt)), error(404, "pat: missing not found")),
             7 => (
                 function_url_event("DELETE", "/api/users/o/tokens/%0A", Some(&owner_jwt)),
-                err(400, "invalid token ID"),
+                error(400, "invalid token ID"),
             ),
-            8 => (http_api_event("GET", "o", "login", Some(&owner_jwt)), err(405, "method not allowed")),
-            _ => (json!({ "garbage": i }), err(400, "invalid request")),
+            8 => (http_api_event("GET", "o", "login", Some(&owner_jwt)), error(405, "method not allowed")),
+            _ => (json!({ "garbage": i }), error(400, "invalid request")),
         };
         let got = http_answer(runtime.invoke(&event).await);
         assert_eq!((got.status, got.body), want, "request {i}");

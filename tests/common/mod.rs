@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::app::App;
-use netbird_delete_token::config::Config;
+use netbird_delete_token::config::{AuthConfig, Config, KeySource};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::http::lambda::answer_event;
 #[allow(unused_imports)]
@@ -65,6 +65,17 @@ impl Keys {
 
     pub fn jwt(&self, sub: &str) -> String {
         self.es256.sign(&claims(sub)).unwrap()
+    }
+}
+
+/// NetBird's JWT settings for these tests' issuer and audience, keys from `keys`.
+pub fn auth_config(keys: KeySource) -> AuthConfig {
+    AuthConfig {
+        issuer: ISSUER.into(),
+        audiences: vec!["cli".into(), AUDIENCE.into()],
+        keys,
+        user_id_claim: "sub".into(),
+        allowed_groups: None,
     }
 }
 
