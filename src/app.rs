@@ -1,5 +1,6 @@
 //! One request, start to end, in NetBird's order (spec §3): route,
-//! authenticate, validate ids, check permissions, delete, audit.
+//! authenticate (allowed groups and the rate limit included), validate
+//! ids, check permissions, delete, audit.
 
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //! - [`auth`]: who is calling. The `Authorization` header
 //!   ([`auth::header`]), NetBird PATs ([`auth::pat`]), JWTs ([`auth::jwt`])
 //!   and the identity provider's keys ([`auth::keys`]).
-//! - [`policy`]: may they (pure).
+//! - [`policy`]: may they (pure); [`rate_limit`]: NetBird's per-PAT limit
+//!   (pure).
 //! - [`storage`]: the only code that talks to DynamoDB ([`storage::store`]),
 //!   the rows as items ([`storage::items`]), the SDK client
 //!   ([`storage::client`]).

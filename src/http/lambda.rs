@@ -1,6 +1,6 @@
-//! Lambda events in, Lambda responses out. Every event gets an HTTP answer,
-//! even one that `lambda_http` cannot read, so API Gateway never has to
-//! turn a runtime error into a bare 502.
+//! Lambda events in, Lambda responses out, one log line per request. Every
+//! event gets an HTTP answer, even one that `lambda_http` cannot read, so
+//! API Gateway never has to turn a runtime error into a bare 502.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! The one place that talks to DynamoDB (spec §5 and §7). Rows cross it
-//! as [`UserItem`] and [`TokenItem`]; every call ends within the
-//! request's [`Deadline`].
+//! as [`UserItem`], [`TokenItem`] and [`KeyCacheItem`]; every call a
+//! request makes ends within its [`Deadline`].
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;

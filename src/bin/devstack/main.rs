@@ -1,6 +1,7 @@
 //! `devstack`: the local stack's helper. Creates the tables from
 //! template.yaml, adds users and PATs, and mints JWTs with a local
-//! development key. Talks to whatever `AWS_ENDPOINT_URL_DYNAMODB` names.
+//! development key, in the DynamoDB Local that `AWS_ENDPOINT_URL_DYNAMODB`
+//! names (and nowhere else).
 //!
 //! ```text
 //! devstack tables [--template template.yaml]
