@@ -294,11 +294,12 @@ async fn main() {
     let dynamodb = tls.proxy(&endpoint(), rtt).await;
     let (settings, throttled) = settings(&conditions, &dynamodb, &tls);
 
-    warm(&subjects, &settings[0], SERVER_WARM_UP_BLOCKS).await;
     // The first instance with discovery fills the shared key cache: the
-    // provider's one fetch of the whole bench, while the cache is fresh.
+    // provider's one fetch of the whole bench; every later instance finds
+    // the cache fresh.
     cold_starts(&subjects[JWT_OIDC..=JWT_OIDC], &settings[0], 1).await;
     let key_set_fetches_before = provider.hits("/certs");
+    warm(&subjects, &settings[0], SERVER_WARM_UP_BLOCKS).await;
     // results[run][condition][subject]
     let mut results: Vec<Vec<Vec<Measured>>> = Vec::new();
     for run in 0..runs {
@@ -349,8 +350,8 @@ struct Binaries {
     floor: PathBuf,
 }
 
-/// What the provider was asked: key sets before the measured cold starts
-/// (the one that filled the cache) and during them, and configurations.
+/// What the provider was asked: key sets by the instance that filled the
+/// cache, and by every instance after it, and configurations.
 struct Asked {
     key_sets: usize,
     during: usize,
@@ -520,8 +521,8 @@ fn report(r: &Report) {
         size(&r.bins.floor)
     );
     println!(
-        "identity provider: {} key-set fetch(es) before the measured cold starts (filling the shared cache), {} \
-         during them; {} OpenID configuration read(s) in all",
+        "identity provider: {} key-set fetch(es) by the instance that filled the shared cache, {} by every \
+         instance after it; {} OpenID configuration read(s) in all",
         r.asked.key_sets, r.asked.during, r.asked.configurations
     );
     recommend_memory(r);

@@ -1,5 +1,6 @@
 //! A small Lambda Runtime API on 127.0.0.1, and a function process bound
-//! to it: the release `bootstrap` runs here as it runs on Lambda.
+//! to it: the function's binary runs here as it runs on Lambda (the tests'
+//! debug build; `make bench` runs the release build the same way).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
