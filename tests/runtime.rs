@@ -129,34 +129,6 @@ async fn dynamodb_down_at_init_is_not_fatal() {
     assert!(lines.iter().any(|l| l.contains("warm-up failed")), "{lines:#?}");
 }
 
-/// A delete whose answer was lost answers 500 and is still in the audit
-/// trail, marked unknown.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_delete_of_unknown_outcome_is_audited() {
-    let proxy = FaultProxy::start(&endpoint()).await;
-    let stack = Stack::new().await;
-    stack.user("o", ACCOUNT, "owner").await;
-    stack.live_token("o", "o-t").await;
-    let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
-    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
-    proxy.once(Fault::LoseAnswer, "DeleteItem");
-    let auth = format!("Bearer {}", stack.keys.jwt("o"));
-    let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
-    assert_eq!((got.status, got.body), error(500, "internal server error"));
-    assert!(stack.token_item("o", "o-t").await.is_none(), "DynamoDB applied the first attempt");
-
-    let lines = function.stop().await;
-    let docs: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let audit: Vec<&Value> = docs.iter().filter(|d| d["activity"] == 42).collect();
-    assert_eq!(audit.len(), 1, "{lines:#?}");
-    assert_eq!(audit[0]["result"], "unknown");
-    assert_eq!(audit[0]["activity_code"], "personal.access.token.delete");
-    assert_eq!((audit[0]["initiator_id"].as_str(), audit[0]["token_id"].as_str()), (Some("o"), Some("o-t")));
-    let request = docs.iter().find(|d| d["message"] == "request").expect("a request line");
-    assert_eq!((request["outcome"].as_str(), request["status"].as_u64()), (Some("internal_error"), Some(500)));
-}
-
 /// Asked for every log level there is, the function still logs no
 /// credential, no token hash and no token row.
 #[tokio::test(flavor = "multi_thread")]
@@ -268,30 +240,39 @@ async fn gone_within(stack: &Stack, user: &str, token: &str, limit: Duration) ->
     false
 }
 
-/// DynamoDB applies the delete and the connection drops after the answer's
+/// DynamoDB applies the delete and its answer is lost, or cut after the
 /// status line and headers: the attempt was not answered, the retry finds
-/// no row. 500, and the audit line says the row was deleted.
+/// no row. 500, and the delete is in the audit trail: `unknown` when no
+/// answer came, `deleted` when the cut answer's status said 2xx.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_delete_whose_answer_is_cut_after_its_headers_is_a_500_and_audited() {
-    let proxy = FaultProxy::start(&endpoint()).await;
-    let stack = Stack::new().await;
-    stack.user("o", ACCOUNT, "owner").await;
-    stack.live_token("o", "o-t").await;
-    stack.live_token("o", "o-keep").await;
-    let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
-    runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
-    proxy.once(Fault::CutAfterHeaders, "DeleteItem");
-    let auth = format!("Bearer {}", stack.keys.jwt("o"));
-    let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
-    assert_eq!((got.status, got.body), error(500, "internal server error"));
-    assert_eq!(proxy.injected(), 1);
-    assert_eq!(stack.tokens().await, vec![("o".to_owned(), "o-keep".to_owned())], "the first attempt was applied");
+async fn a_delete_whose_answer_is_lost_or_cut_is_a_500_and_audited() {
+    for (fault, result) in [(Fault::LoseAnswer, "unknown"), (Fault::CutAfterHeaders, "deleted")] {
+        let proxy = FaultProxy::start(&endpoint()).await;
+        let stack = Stack::new().await;
+        stack.user("o", ACCOUNT, "owner").await;
+        stack.live_token("o", "o-t").await;
+        stack.live_token("o", "o-keep").await;
+        let runtime = RuntimeApi::start().await;
+        let function = Function::spawn(function_binary(), &runtime, &stack.function_env(&proxy.endpoint));
+        runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+        proxy.once(fault, "DeleteItem");
+        let auth = format!("Bearer {}", stack.keys.jwt("o"));
+        let got = http_answer(runtime.invoke(&http_api_event("DELETE", "o", "o-t", Some(&auth))).await);
+        assert_eq!((got.status, got.body), error(500, "internal server error"), "{fault:?}");
+        assert_eq!(proxy.injected(), 1, "{fault:?}");
+        let left = stack.tokens().await;
+        assert_eq!(left, vec![("o".to_owned(), "o-keep".to_owned())], "{fault:?}: the first attempt was applied");
 
-    let audit = audit_lines(&function.stop().await);
-    assert_eq!(audit.len(), 1, "{audit:#?}");
-    assert_eq!((audit[0]["result"].as_str(), audit[0]["token_id"].as_str()), (Some("deleted"), Some("o-t")));
-    assert_eq!(audit[0]["initiator_id"], "o");
+        let lines = function.stop().await;
+        let audit = audit_lines(&lines);
+        assert_eq!(audit.len(), 1, "{fault:?}: {lines:#?}");
+        assert_eq!(audit[0]["activity_code"], "personal.access.token.delete");
+        assert_eq!((audit[0]["result"].as_str(), audit[0]["token_id"].as_str()), (Some(result), Some("o-t")));
+        assert_eq!(audit[0]["initiator_id"], "o");
+        let docs: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let request = docs.iter().find(|d| d["message"] == "request").expect("a request line");
+        assert_eq!((request["outcome"].as_str(), request["status"].as_u64()), (Some("internal_error"), Some(500)));
+    }
 }
 
 /// A 3 s function whose DynamoDB answers each call in 0.9 s. On the PAT
