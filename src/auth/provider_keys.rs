@@ -326,7 +326,8 @@ impl ProviderKeys {
         let fetched = self.fetcher.get(url).await?;
         let max_age = fetched.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
         let keys = KeySet::parse(&fetched.body)?;
-        let document = String::from_utf8(fetched.body).map_err(|e| JwksError::Discovery(e.to_string()))?;
+        // JSON that parsed is UTF-8: the conversion loses nothing.
+        let document = String::from_utf8_lossy(&fetched.body).into_owned();
         Ok((keys, CachedKeySet { document, fetched_at_ms: now_ms(), max_age_secs: max_age.as_secs() }))
     }
 }
