@@ -350,3 +350,63 @@ async fn malformed_user_rows_fail_closed() {
     }
     assert_eq!(stack.tokens().await, before);
 }
+
+/// An existing table that differs from the schema (README, "What an
+/// existing table must have"): a tokens table without its
+/// `hashedToken-index`, a users table keyed on another attribute. Each call
+/// fails: a 500, never a wrong answer, and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_that_differ_from_the_schema_are_a_500_never_a_wrong_answer() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    use netbird_delete_token::app::App;
+    use netbird_delete_token::http::lambda::answer_event;
+    use netbird_delete_token::storage::client::sdk_config;
+
+    let stack = account().await;
+    let pat = format!("Token {}", stack.live_token("o", "o-login").await);
+    let create = |name: String, keys: &'static [(&'static str, KeyType)]| {
+        let client = stack.client.clone();
+        async move {
+            let mut request = client.create_table().table_name(&name).billing_mode(BillingMode::PayPerRequest);
+            for (attribute, kind) in keys {
+                request = request
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(*attribute)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .unwrap(),
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder().attribute_name(*attribute).key_type(kind.clone()).build().unwrap(),
+                    );
+            }
+            request.send().await.unwrap();
+            name
+        }
+    };
+    let suffix = format!("{}-{}", std::process::id(), now());
+    let no_index =
+        create(format!("no-index-{suffix}"), &[("userId", KeyType::Hash), ("tokenId", KeyType::Range)]).await;
+    let other_key = create(format!("other-key-{suffix}"), &[("id", KeyType::Hash)]).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().endpoint_url(&stack.dynamodb).load().await);
+    let call = |config: netbird_delete_token::config::Config, event: serde_json::Value| {
+        let app = std::sync::Arc::new(App::new(&config, client.clone()).unwrap());
+        async move {
+            let mut context = lambda_http::Context::default();
+            context.request_id = "req-schema".into();
+            context.deadline = now_ms() + 6_000;
+            http_answer(answer_event(app, &serde_json::value::to_raw_value(&event).unwrap(), context).await)
+        }
+    };
+    let before = stack.tokens().await;
+
+    let tokens_without_index = netbird_delete_token::config::Config { tokens_table: no_index, ..stack.config.clone() };
+    let got = call(tokens_without_index, http_api_event("DELETE", "o", "o-t", Some(&pat))).await;
+    assert_eq!((got.status, got.body), error(500, "internal server error"), "a PAT needs the index");
+    let users_by_other_key = netbird_delete_token::config::Config { users_table: other_key, ..stack.config.clone() };
+    let jwt = format!("Bearer {}", stack.keys.jwt("o"));
+    let got = call(users_by_other_key, http_api_event("DELETE", "o", "o-t", Some(&jwt))).await;
+    assert_eq!((got.status, got.body), error(500, "internal server error"), "users are read by userId");
+    assert_eq!(stack.tokens().await, before, "nothing changed");
+}

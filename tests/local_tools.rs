@@ -83,3 +83,29 @@ fn devstack(args: &[&str]) -> std::process::Command {
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("TOKENS_TABLE", "t").env("USERS_TABLE", "u");
     command
 }
+
+/// `make run` and `make test` run under `scripts/with-dynamodb-local`: what
+/// it runs gets dummy keys, and never the developer's profile or session.
+#[test]
+fn the_local_stack_never_gets_the_developers_aws_identity() {
+    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/with-dynamodb-local"))
+        .arg("env")
+        .env("AWS_PROFILE", "production")
+        .env("AWS_DEFAULT_PROFILE", "production")
+        .env("AWS_ACCESS_KEY_ID", "AKIAREALREALREAL")
+        .env("AWS_SECRET_ACCESS_KEY", "real-secret")
+        .env("AWS_SESSION_TOKEN", "real-session")
+        .env("AWS_REGION", "eu-west-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let env = String::from_utf8_lossy(&out.stdout);
+    let value = |name: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).map(str::to_owned);
+    assert_eq!(value("AWS_ACCESS_KEY_ID").as_deref(), Some("local"));
+    assert_eq!(value("AWS_SECRET_ACCESS_KEY").as_deref(), Some("local"));
+    for name in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"] {
+        assert_eq!(value(name), None, "{name} reached the local stack");
+    }
+    assert!(!env.contains("AKIAREAL") && !env.contains("real-secret") && !env.contains("real-session"));
+    assert!(value("AWS_ENDPOINT_URL_DYNAMODB").is_some_and(|url| url.starts_with("http://127.0.0.1:")));
+}
