@@ -1,11 +1,10 @@
-//! One request, start to end, in NetBird's order (spec §3): route,
-//! authenticate (allowed groups and the rate limit included), validate
-//! ids, check permissions, delete, audit.
+//! A delete, start to end, in NetBird's order (spec §3): authenticate
+//! (allowed groups and the rate limit included), validate ids, check
+//! permissions, delete, audit. The edge (`http`) routes to it.
 
 use std::sync::Arc;
 
-use lambda_http::http::HeaderMap;
-use lambda_http::{Request, RequestExt};
+use lambda_http::http::HeaderValue;
 
 use crate::auth::header::{self, Credential, CredentialError};
 use crate::auth::jwt::{JwtError, JwtVerifier};
@@ -13,9 +12,8 @@ use crate::auth::keys::JwksError;
 use crate::auth::provider_keys::SharedKeyCache;
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::http::response::Outcome;
-use crate::http::route::{route, Route, Target};
-use crate::ids::UserId;
+use crate::ids::{Target, UserId};
+use crate::outcome::Outcome;
 use crate::policy::may_delete_token;
 use crate::rate_limit::{Bucket, Step};
 use crate::storage::items::{unix_now, unix_now_ms, TokenItem, UserItem};
@@ -67,23 +65,17 @@ impl App {
         }
     }
 
-    /// How `req` ends, working within `deadline`; never fails.
-    pub async fn serve(&self, req: &Request, deadline: Deadline) -> Outcome {
-        let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
-        match route(req.method(), req.raw_http_path(), params) {
-            Err(not_routed) => not_routed.into(),
-            Ok(Route::Preflight) => Outcome::Preflight,
-            Ok(Route::Delete(target)) => match self.delete(req.headers(), target, &deadline).await {
-                Ok(()) => Outcome::Deleted,
-                Err(why_not) => why_not,
-            },
-        }
-    }
-
-    /// Deletes the token `target` names, or says why not: authenticate,
-    /// validate ids, check permissions, delete, audit (spec §3).
-    async fn delete(&self, headers: &HeaderMap, target: Target, deadline: &Deadline) -> Result<(), Outcome> {
-        let caller = self.authenticate(headers, deadline).await?;
+    /// Deletes the token `target` names for whoever `authorization`
+    /// (the `Authorization` header) says is calling, within `deadline`, or
+    /// says why not: authenticate, validate ids, check permissions, delete,
+    /// audit (spec §3).
+    pub async fn delete(
+        &self,
+        authorization: Option<&HeaderValue>,
+        target: Target,
+        deadline: &Deadline,
+    ) -> Result<(), Outcome> {
+        let caller = self.authenticate(authorization, deadline).await?;
         let (target_id, token_id) = target.validated()?;
 
         // A PAT's row is confirmed on the table (the index may lag a
@@ -136,8 +128,8 @@ impl App {
         }
     }
 
-    async fn authenticate(&self, headers: &HeaderMap, deadline: &Deadline) -> Result<Caller, Outcome> {
-        match header::parse(headers.get("authorization")) {
+    async fn authenticate(&self, authorization: Option<&HeaderValue>, deadline: &Deadline) -> Result<Caller, Outcome> {
+        match header::parse(authorization) {
             Err(CredentialError::Missing) => Err(Outcome::NoAuthentication),
             Err(CredentialError::Invalid) => Err(Outcome::TokenInvalid),
             Ok(Credential::Jwt(token)) => match self.jwt.verify(token).await {

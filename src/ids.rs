@@ -68,6 +68,34 @@ id_type!(
     AccountId
 );
 
+/// The ids a request names, decoded but not yet validated: validation
+/// comes after authentication, as NetBird orders it. `None` means the bytes
+/// were not UTF-8 after decoding.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    user_id: Option<String>,
+    token_id: Option<String>,
+}
+
+/// Which of a [`Target`]'s ids is invalid (the user's is checked first).
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdError {
+    User,
+    Token,
+}
+
+impl Target {
+    pub fn new(user_id: Option<String>, token_id: Option<String>) -> Self {
+        Target { user_id, token_id }
+    }
+
+    pub fn validated(self) -> Result<(UserId, TokenId), IdError> {
+        let user_id = self.user_id.as_deref().and_then(UserId::parse).ok_or(IdError::User)?;
+        let token_id = self.token_id.as_deref().and_then(TokenId::parse).ok_or(IdError::Token)?;
+        Ok((user_id, token_id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 //! - [`http`]: the edge. A Lambda event in ([`http::lambda`]), its route
 //!   and ids ([`http::route`]), every outcome out as a response
 //!   ([`http::response`]).
-//! - [`app`]: one request, start to end, in NetBird's order.
+//! - [`app`]: a delete, start to end, in NetBird's order; [`outcome`]:
+//!   every way a request can end.
 //! - [`auth`]: who is calling. The `Authorization` header
 //!   ([`auth::header`]), NetBird PATs ([`auth::pat`]), JWTs ([`auth::jwt`])
 //!   and the identity provider's keys ([`auth::keys`]).
@@ -27,6 +28,7 @@ pub mod deadline;
 pub mod devkeys;
 pub mod http;
 pub mod ids;
+pub mod outcome;
 pub mod policy;
 pub mod rate_limit;
 pub mod storage;

@@ -9,15 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use lambda_http::http::header::HOST;
+use lambda_http::http::header::{AUTHORIZATION, HOST};
 use lambda_http::request::LambdaRequest;
-use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, Service};
+use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Request, RequestExt, Service};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::app::App;
 use crate::deadline::Deadline;
-use crate::http::response::{to_lambda_json, Outcome};
+use crate::http::response::to_lambda_json;
+use crate::http::route::{route, Route};
+use crate::outcome::Outcome;
 use crate::telemetry::RequestSummary;
 
 /// Longer paths cannot be this route, nor (percent-encoded) a URI.
@@ -42,9 +44,22 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 pub async fn answer_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
     let serve = move |req, deadline| {
         let app = app.clone();
-        async move { app.serve(&req, deadline).await }
+        async move { serve(&app, &req, deadline).await }
     };
     answer_with(serve, payload, context).await
+}
+
+/// How `req` ends: its route, then the app's delete within `deadline`.
+async fn serve(app: &App, req: &Request, deadline: Deadline) -> Outcome {
+    let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
+    match route(req.method(), req.raw_http_path(), params) {
+        Err(not_routed) => not_routed.into(),
+        Ok(Route::Preflight) => Outcome::Preflight,
+        Ok(Route::Delete(target)) => match app.delete(req.headers().get(AUTHORIZATION), target, &deadline).await {
+            Ok(()) => Outcome::Deleted,
+            Err(why_not) => why_not,
+        },
+    }
 }
 
 /// `payload` answered by `serve` as the event source's JSON; an

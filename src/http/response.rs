@@ -1,6 +1,6 @@
-//! Every way a request can end, and the one place that turns it into a
-//! response (spec §4): one table from outcome to status, message and
-//! name; the same headers on every answer.
+//! The one place that turns an [`Outcome`] into a response (spec §4): one
+//! table from outcome to status, message and name; the same headers on
+//! every answer.
 
 use std::borrow::Cow;
 
@@ -9,34 +9,9 @@ use lambda_http::http::{header, HeaderValue, Response, StatusCode};
 use lambda_http::Body;
 use serde_json::Value;
 
-use crate::http::route::{IdError, RouteError};
-use crate::ids::{TokenId, UserId};
+use crate::http::route::RouteError;
+use crate::outcome::Outcome;
 use crate::policy::Refusal;
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Deleted,
-    /// CORS preflight, answered as NetBird's server does: permissive, no auth.
-    Preflight,
-    MethodNotAllowed,
-    RouteNotFound,
-    /// An event that is not an HTTP request, or one past the size limits.
-    BadRequest(&'static str),
-    NoAuthentication,
-    TokenInvalid,
-    InvalidUserId,
-    InvalidTokenId,
-    Refused {
-        refusal: Refusal,
-        caller_id: UserId,
-        target_id: UserId,
-    },
-    TokenNotFound(TokenId),
-    /// A PAT over NetBird's rate limit (spec §9).
-    TooManyRequests,
-    /// Details are logged where they happen; the client learns nothing.
-    Internal,
-}
 
 impl Outcome {
     /// The table: status, the outcome's stable name (the `outcome` field of
@@ -133,15 +108,6 @@ impl From<RouteError> for Outcome {
         match err {
             RouteError::MethodNotAllowed => Outcome::MethodNotAllowed,
             RouteError::NotFound => Outcome::RouteNotFound,
-        }
-    }
-}
-
-impl From<IdError> for Outcome {
-    fn from(err: IdError) -> Self {
-        match err {
-            IdError::User => Outcome::InvalidUserId,
-            IdError::Token => Outcome::InvalidTokenId,
         }
     }
 }

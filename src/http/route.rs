@@ -1,13 +1,13 @@
 //! Which route a request is for, and the ids it names (spec §1).
 //!
 //! Pure: it sees the method, the path and API Gateway's path parameters, and
-//! leaves id validation to [`Target::validated`], which runs after
+//! leaves id validation to [`Target::validated`], which the app runs after
 //! authentication, as NetBird orders it.
 
 use lambda_http::http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::ids::{TokenId, UserId};
+use crate::ids::Target;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -22,33 +22,11 @@ pub enum RouteError {
     NotFound,
 }
 
-/// The ids as the request gave them, decoded but not yet validated.
-/// `None` means the bytes were not UTF-8 after decoding.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Target {
-    user_id: Option<String>,
-    token_id: Option<String>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum IdError {
-    User,
-    Token,
-}
-
-impl Target {
-    pub fn validated(self) -> Result<(UserId, TokenId), IdError> {
-        let user_id = self.user_id.as_deref().and_then(UserId::parse).ok_or(IdError::User)?;
-        let token_id = self.token_id.as_deref().and_then(TokenId::parse).ok_or(IdError::Token)?;
-        Ok((user_id, token_id))
-    }
-}
-
 /// `path_params` are API Gateway's `pathParameters` (`userId`, `tokenId`),
 /// which it has already decoded; without them the raw path is parsed.
 pub fn route(method: &Method, raw_path: &str, path_params: Option<(&str, &str)>) -> Result<Route, RouteError> {
     let target = match path_params {
-        Some((user_id, token_id)) => Target { user_id: Some(user_id.to_owned()), token_id: Some(token_id.to_owned()) },
+        Some((user_id, token_id)) => Target::new(Some(user_id.to_owned()), Some(token_id.to_owned())),
         None => parse_path(raw_path).ok_or(RouteError::NotFound)?,
     };
     match *method {
@@ -67,9 +45,7 @@ fn parse_path(raw_path: &str) -> Option<Target> {
         _ => return None,
     };
     match route {
-        ["api", "users", user_id, "tokens", token_id] => {
-            Some(Target { user_id: decode(user_id), token_id: decode(token_id) })
-        }
+        ["api", "users", user_id, "tokens", token_id] => Some(Target::new(decode(user_id), decode(token_id))),
         _ => None,
     }
 }
