@@ -155,3 +155,11 @@ def test_the_template_is_publishable_as_an_application():
     assert (root / metadata["LicenseUrl"]).is_file() and (root / metadata["ReadmeUrl"]).is_file()
     version = next(l for l in (root / "Cargo.toml").read_text().splitlines() if l.startswith("version"))
     assert metadata["SemanticVersion"] in version, "the application and the crate have one version"
+
+
+@pytest.mark.parametrize("cap", ["7", "250"])
+def test_max_concurrency_reserves_that_many_instances(cloudformation, cap):
+    function = render(cloudformation, MaxConcurrency=cap).get_resource("DeleteTokenFunction")["Properties"]
+    assert int(function["ReservedConcurrentExecutions"]) == int(cap)
+    uncapped = render(cloudformation).get_resource("DeleteTokenFunction")["Properties"]
+    assert "ReservedConcurrentExecutions" not in uncapped, "0, the default, sets no cap"
