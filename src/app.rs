@@ -10,13 +10,14 @@ use crate::auth::header::{self, Credential, CredentialError};
 use crate::auth::jwt::{JwtError, JwtVerifier};
 use crate::auth::keys::JwksError;
 use crate::auth::provider_keys::SharedKeyCache;
+use crate::clock::{unix_millis, unix_seconds};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::ids::{Target, UserId};
 use crate::outcome::Outcome;
 use crate::policy::may_delete_token;
 use crate::rate_limit::{Bucket, Step};
-use crate::storage::items::{unix_now, unix_now_ms, TokenItem, UserItem};
+use crate::storage::items::{TokenItem, UserItem};
 use crate::storage::store::{Deletion, PatUse, Store, StoreError};
 use crate::telemetry::{AuditEvent, AuditResult};
 
@@ -28,12 +29,10 @@ pub struct App {
     bucket: Option<Bucket>,
 }
 
-/// Who is calling, the PAT row they called with, if any, and when.
+/// Who is calling, and the PAT row they called with, if any.
 struct Caller {
     user_id: UserId,
     pat: Option<TokenItem>,
-    /// When the request was authenticated, Unix ms.
-    at_ms: u64,
 }
 
 impl App {
@@ -83,7 +82,7 @@ impl App {
         // extra round trip.
         let pat_use = async {
             match &caller.pat {
-                Some(pat) => self.store.mark_used(pat, caller.at_ms, self.bucket.as_ref(), deadline).await,
+                Some(pat) => self.store.mark_used(pat, unix_millis(), self.bucket.as_ref(), deadline).await,
                 None => Ok(PatUse::Marked),
             }
         };
@@ -133,7 +132,7 @@ impl App {
             Err(CredentialError::Missing) => Err(Outcome::NoAuthentication),
             Err(CredentialError::Invalid) => Err(Outcome::TokenInvalid),
             Ok(Credential::Jwt(token)) => match self.jwt.verify(token).await {
-                Ok(user_id) => Ok(Caller { user_id, pat: None, at_ms: unix_now_ms() }),
+                Ok(user_id) => Ok(Caller { user_id, pat: None }),
                 Err(JwtError::Invalid) => Err(Outcome::TokenInvalid),
                 Err(JwtError::KeysUnavailable) => {
                     tracing::error!("no usable JWT signing keys: the key set could not be fetched");
@@ -147,16 +146,15 @@ impl App {
                     .await
                     .map_err(internal)?
                     .ok_or(Outcome::TokenInvalid)?;
-                if !row.is_live(unix_now()) {
+                if !row.is_live(unix_seconds()) {
                     return Err(Outcome::TokenInvalid);
                 }
                 // The row's copy of its bucket may be stale, never ahead: a
                 // refusal from it needs no write.
-                let at_ms = unix_now_ms();
-                if self.bucket.is_some_and(|b| b.first_step(row.rate_limited_until, at_ms) == Step::Refuse) {
+                if self.bucket.is_some_and(|b| b.first_step(row.rate_limited_until, unix_millis()) == Step::Refuse) {
                     return Err(Outcome::TooManyRequests);
                 }
-                Ok(Caller { user_id: row.user_id.clone(), pat: Some(row), at_ms })
+                Ok(Caller { user_id: row.user_id.clone(), pat: Some(row) })
             }
         }
     }

@@ -3,7 +3,9 @@
 //! ends a call through the SDK's own timeout (and the function still
 //! writes its audit line) instead of cancelling the call from outside.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::unix_millis;
 
 /// Left for answering after the last call: the response, the log and
 /// audit lines, at a small Lambda's CPU share.
@@ -29,8 +31,7 @@ impl Deadline {
         if deadline_ms < FIRST_PLAUSIBLE_MS {
             return Deadline::Unknown;
         }
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let left = Duration::from_millis(u64::try_from(u128::from(deadline_ms).saturating_sub(now_ms)).unwrap_or(0));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(unix_millis()));
         Self::after(left.saturating_sub(ANSWER_MARGIN))
     }
 
@@ -58,7 +59,7 @@ mod tests {
     use super::*;
 
     fn now_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+        unix_millis()
     }
 
     #[test]

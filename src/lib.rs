@@ -15,13 +15,15 @@
 //!   the rows as items ([`storage::items`]), the SDK client
 //!   ([`storage::client`]).
 //!
-//! Beside them: [`config`] (settings, read once at init), [`deadline`] (the
+//! Beside them: [`clock`] (now, as the tables state it), [`config`]
+//! (settings, read once at init), [`deadline`] (the
 //! time a request has left), [`ids`] (typed
 //! ids) and [`telemetry`] (logs, metrics, the audit line). The behaviour
 //! they implement is specified in `docs/spec.md`.
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod deadline;
 #[cfg(feature = "devstack")]

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::runtime_api::{function_binary, Function, RuntimeApi};
 use common::*;
+use netbird_delete_token::clock::unix_millis;
 use netbird_delete_token::config::RateLimit;
 use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::rate_limit::Bucket;
-use netbird_delete_token::storage::items::unix_now_ms;
 use netbird_delete_token::storage::store::{PatUse, Store};
 use serde_json::json;
 
@@ -107,7 +107,7 @@ async fn a_stale_copy_of_the_bucket_costs_one_more_write_and_stays_exact() {
     let store = Store::new(stack.client.clone(), &stack.config);
     let bucket = Bucket::new(RateLimit { per_minute: 60, burst: 2 });
     let stale = stack.token_item("o", "o-login").await.unwrap(); // no bucket yet
-    let now = unix_now_ms();
+    let now = unix_millis();
     let pay = |at| store.mark_used(&stale, at, Some(&bucket), &Deadline::Unknown);
     assert_eq!(pay(now).await.unwrap(), PatUse::Marked);
     // The copy still says "full"; the table says one request was paid.

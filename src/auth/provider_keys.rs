@@ -12,13 +12,14 @@
 //! behind it. Only a JWT whose key the instance has never seen waits.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::auth::fetch::Fetcher;
 use crate::auth::keys::{JwksError, KeySet};
+use crate::clock::unix_millis as now_ms;
 use crate::config::{AuthConfig, KeySource, KeyUrl};
 
 /// `max-age` when the provider sends none, and the bounds it is clamped to.
@@ -330,10 +331,6 @@ impl ProviderKeys {
         let document = String::from_utf8_lossy(&fetched.body).into_owned();
         Ok((keys, CachedKeySet { document, fetched_at_ms: now_ms(), max_age_secs: max_age.as_secs() }))
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -3,7 +3,6 @@
 //! read and write rows through these types.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -37,16 +36,6 @@ pub mod attr {
 
 /// The tokens table's index on `hashedToken`.
 pub const HASHED_TOKEN_INDEX: &str = "hashedToken-index";
-
-/// Now, as the tables store times: Unix seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Now in Unix milliseconds, as `rateLimitedUntil` and the key cache store times.
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// A row that lacks a required attribute or holds it with the wrong type.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -14,17 +14,18 @@ pub mod runtime_api;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::app::App;
+pub use netbird_delete_token::clock::{unix_millis as now_ms, unix_seconds as now};
 use netbird_delete_token::config::{AuthConfig, Config, KeySource};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::http::lambda::answer_event;
+// Re-exported for the tests; each uses some of them.
 #[allow(unused_imports)]
-pub use netbird_delete_token::storage::items::{attr, token_key, unix_now as now, user_key, Role, TokenItem, UserItem};
+pub use netbird_delete_token::storage::items::{attr, token_key, user_key, Role, TokenItem, UserItem};
 
 use netbird_delete_token::auth::pat;
 use netbird_delete_token::storage::client as sdk;
@@ -33,11 +34,6 @@ use serde_json::{json, Value};
 pub const ISSUER: &str = "https://idp.test/";
 pub const AUDIENCE: &str = "netbird-test";
 pub const ACCOUNT: &str = "acc-1";
-
-/// Now in Unix milliseconds, as Lambda states deadlines.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
 
 /// DynamoDB Local's address; the tests cannot run without it.
 pub fn endpoint() -> String {

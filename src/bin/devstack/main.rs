@@ -26,9 +26,10 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::auth::pat;
+use netbird_delete_token::clock::unix_seconds;
 use netbird_delete_token::config::loopback_url;
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::storage::items::{unix_now, user_key, Role, TokenItem, UserItem};
+use netbird_delete_token::storage::items::{user_key, Role, TokenItem, UserItem};
 use netbird_delete_token::storage::store::store_error;
 
 type Result<T> = std::result::Result<T, String>;
@@ -75,7 +76,7 @@ async fn run(args: &[String]) -> Result<()> {
             let env = Env::load()?;
             let days: i64 = flags.get_or("days", "30").parse().map_err(|_| "--days takes a number")?;
             let user = flags.required("user")?;
-            let id = flags.get_or("id", &format!("tok-{}", unix_now()));
+            let id = flags.get_or("id", &format!("tok-{}", unix_seconds()));
             let token = pat::generate().map_err(|_| "no random bytes")?;
             add_pat(&env, &user, &id, &flags.get_or("name", "local"), days * 86_400, &token).await?;
             println!("{token}");
@@ -182,7 +183,7 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         .item
         .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
     let user = UserItem::from_item(&row).map_err(|e| format!("user {user_id}: {e}"))?;
-    let now = unix_now();
+    let now = unix_seconds();
     let item = TokenItem {
         user_id: user_id.clone(),
         token_id: token_id.into(),
@@ -216,7 +217,7 @@ pub fn load_or_create_key(path: &str) -> Result<DevKey> {
 }
 
 pub fn mint_jwt(key: &DevKey, user_id: &str, issuer: &str, audience: &str, ttl_secs: i64) -> Result<String> {
-    let now = unix_now();
+    let now = unix_seconds();
     let claims =
         serde_json::json!({ "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_secs });
     key.sign(&claims).map_err(|e| e.to_string())
