@@ -72,6 +72,35 @@ pub enum PatUse {
     Limited,
 }
 
+/// The conditional writes that record a PAT's use: `lastUsed` only
+/// (no rate limit), or `lastUsed` and a payment from the token's bucket
+/// (spec §9), whose full-time `rateLimitedUntil` is at or before now
+/// (idle) or after it and within the tolerance (busy).
+#[derive(Debug, Clone, Copy)]
+enum UseWrite {
+    Mark,
+    PayIdle { full_at_ms: u64 },
+    PayBusy { interval_ms: u64, limit_ms: u64 },
+}
+
+impl UseWrite {
+    /// The update and condition expressions (`#used` is `lastUsed`,
+    /// `#token` the key, `#full` the bucket's full-time).
+    fn expressions(self) -> (&'static str, &'static str) {
+        match self {
+            UseWrite::Mark => ("SET #used = :now", "attribute_exists(#token)"),
+            UseWrite::PayIdle { .. } => (
+                "SET #used = :now, #full = :full",
+                "attribute_exists(#token) AND (attribute_not_exists(#full) OR #full <= :now_ms)",
+            ),
+            UseWrite::PayBusy { .. } => (
+                "SET #used = :now, #full = #full + :interval",
+                "attribute_exists(#token) AND #full > :now_ms AND #full <= :limit",
+            ),
+        }
+    }
+}
+
 /// What a conditional delete did.
 #[derive(Debug)]
 pub enum Deletion {
@@ -175,57 +204,37 @@ impl Store {
         bucket: Option<&Bucket>,
         deadline: &Deadline,
     ) -> Result<PatUse, StoreError> {
-        let now = now_ms / 1000;
         let Some(bucket) = bucket else {
-            let marked = self.update_token(token, now, "SET #used = :now", "attribute_exists(#token)", &[], deadline);
-            return Ok(if marked.await? { PatUse::Marked } else { PatUse::Gone });
+            let marked = self.record_use(token, now_ms, UseWrite::Mark, deadline).await?;
+            return Ok(if marked { PatUse::Marked } else { PatUse::Gone });
         };
-        let idle_values = [(":now_ms", number(now_ms)), (":full", number(now_ms.saturating_add(bucket.interval_ms)))];
-        let idle = self.update_token(
-            token,
-            now,
-            "SET #used = :now, #full = :full",
-            "attribute_exists(#token) AND (attribute_not_exists(#full) OR #full <= :now_ms)",
-            &idle_values,
-            deadline,
-        );
-        let busy_values = [
-            (":now_ms", number(now_ms)),
-            (":limit", number(bucket.limit(now_ms))),
-            (":interval", number(bucket.interval_ms)),
-        ];
-        let busy = self.update_token(
-            token,
-            now,
-            "SET #used = :now, #full = #full + :interval",
-            "attribute_exists(#token) AND #full > :now_ms AND #full <= :limit",
-            &busy_values,
-            deadline,
-        );
+        let idle = UseWrite::PayIdle { full_at_ms: now_ms.saturating_add(bucket.interval_ms) };
+        let busy = UseWrite::PayBusy { interval_ms: bucket.interval_ms, limit_ms: bucket.limit(now_ms) };
         // A failed first guess (the index's copy was stale, or another
         // instance paid first) gets one more write, the other case's. When
         // both fail the bucket is over its limit, or the row is gone: either
         // way the request is refused and nothing was written.
         let paid = match bucket.first_step(token.rate_limited_until, now_ms) {
             Step::Refuse => false,
-            Step::Idle => idle.await? || busy.await?,
-            Step::Busy => busy.await?,
+            Step::Idle => {
+                self.record_use(token, now_ms, idle, deadline).await?
+                    || self.record_use(token, now_ms, busy, deadline).await?
+            }
+            Step::Busy => self.record_use(token, now_ms, busy, deadline).await?,
         };
         Ok(if paid { PatUse::Marked } else { PatUse::Limited })
     }
 
-    /// One conditional UpdateItem of `token`'s row (`#used` is `lastUsed`,
-    /// `#full` the bucket's full-time, `#token` the key); `false` when the
-    /// condition failed.
-    async fn update_token(
+    /// `write` to `token`'s row, at `now_ms`: `false` when its condition
+    /// failed (nothing was written).
+    async fn record_use(
         &self,
         token: &TokenItem,
-        now: u64,
-        update: &str,
-        condition: &str,
-        values: &[(&str, AttributeValue)],
+        now_ms: u64,
+        write: UseWrite,
         deadline: &Deadline,
     ) -> Result<bool, StoreError> {
+        let (update, condition) = write.expressions();
         let mut request = self
             .client
             .update_item()
@@ -235,12 +244,19 @@ impl Store {
             .condition_expression(condition)
             .expression_attribute_names("#used", attr::LAST_USED)
             .expression_attribute_names("#token", attr::TOKEN_ID)
-            .expression_attribute_values(":now", number(now));
-        if update.contains("#full") {
+            .expression_attribute_values(":now", number(now_ms / 1000));
+        let bucket_values = match write {
+            UseWrite::Mark => vec![],
+            UseWrite::PayIdle { full_at_ms } => vec![(":now_ms", now_ms), (":full", full_at_ms)],
+            UseWrite::PayBusy { interval_ms, limit_ms } => {
+                vec![(":now_ms", now_ms), (":interval", interval_ms), (":limit", limit_ms)]
+            }
+        };
+        if !bucket_values.is_empty() {
             request = request.expression_attribute_names("#full", attr::RATE_LIMITED_UNTIL);
         }
-        for (name, value) in values {
-            request = request.expression_attribute_values(*name, value.clone());
+        for (name, value) in bucket_values {
+            request = request.expression_attribute_values(name, number(value));
         }
         let result = request.customize().config_override(within(deadline, "UpdateItem")?).send().await;
         match result {
