@@ -125,6 +125,8 @@ async fn a_rotated_key_reaches_a_second_instance_through_the_cache() {
     let got = delete(&b, "t2", &bearer(&rotated)).await;
     assert_eq!((got.status, got.body), (200, json!({})));
     assert_eq!(asked(&idp), 4, "B found the new key in the cache");
+    assert!(stack.token_item("o", "t1").await.is_none() && stack.token_item("o", "t2").await.is_none());
+    assert!(stack.token_item("o", "t3").await.is_some());
     fa.stop().await;
     fb.stop().await;
 }
@@ -162,6 +164,7 @@ async fn the_provider_down_costs_nothing_with_a_fresh_cache_and_is_a_500_past_th
     let before = asked(&idp);
     let (runtime, function) = by_discovery(&stack, &idp).await;
     assert_eq!(delete(&runtime, "t1", &bearer(&stack.keys.es256)).await.status, 200);
+    assert!(stack.token_item("o", "t1").await.is_none());
     assert_eq!(asked(&idp), before, "a fresh cache: the provider is not asked");
     function.stop().await;
 
@@ -185,6 +188,7 @@ async fn a_changed_key_source_never_reads_the_old_entry() {
     let (runtime, function) = cold_start(&stack, &[("AUTH_KEYS_LOCATION", old.url("/certs"))]).await;
     // The stranger's token is good for the old source (the user is the same).
     assert_eq!(delete(&runtime, "t1", &bearer(&stranger)).await.status, 200);
+    assert!(stack.token_item("o", "t1").await.is_none());
     function.stop().await;
     assert_eq!(cache_rows(&stack).await.len(), 1);
 
@@ -193,6 +197,7 @@ async fn a_changed_key_source_never_reads_the_old_entry() {
     let refused = delete(&runtime, "t2", &bearer(&stranger)).await;
     assert_eq!((refused.status, refused.body), error(401, "token invalid"));
     assert_eq!(delete(&runtime, "t3", &bearer(&stack.keys.es256)).await.status, 200);
+    assert!(stack.token_item("o", "t3").await.is_none());
     assert_eq!(asked(&new), 2, "the new source was fetched");
     assert_eq!(cache_rows(&stack).await.len(), 2, "one entry per source");
     assert!(stack.token_item("o", "t2").await.is_some());
@@ -212,6 +217,7 @@ async fn a_cache_entry_that_is_no_key_set_is_ignored_and_the_provider_asked() {
         let (runtime, function) = by_discovery(&stack, &idp).await;
         let got = delete(&runtime, "t1", &bearer(&stack.keys.es256)).await;
         assert_eq!((got.status, got.body), (200, json!({})), "{bad:?}");
+        assert!(stack.token_item("o", "t1").await.is_none(), "{bad:?}");
         assert_eq!(asked(&idp), before + 2, "{bad:?}: the provider was asked");
         let lines = function.stop().await.join("\n");
         assert!(lines.contains("shared key cache"), "{bad:?}: a log line says why: {lines}");

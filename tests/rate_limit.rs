@@ -79,10 +79,12 @@ async fn jwts_are_never_limited() {
     let (stack, pat) = limited("1", "1").await;
     assert_eq!(knock(&stack, &pat).await, 404);
     assert_eq!(knock(&stack, &pat).await, 429);
+    let bucket = stack.token_item("o", "o-login").await.unwrap().rate_limited_until;
     let jwt = format!("Bearer {}", stack.keys.jwt("o"));
     for _ in 0..10 {
         assert_eq!(knock(&stack, &jwt).await, 404);
     }
+    assert_eq!(stack.token_item("o", "o-login").await.unwrap().rate_limited_until, bucket, "JWTs pay nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,6 +152,10 @@ async fn the_bucket_holds_across_instances() {
     for (_, function) in instances {
         function.stop().await;
     }
+    // The bucket never ran past its limit: at most burst − 1 intervals ahead.
+    let row = stack.token_item("o", "o-login").await.expect("the PAT's row is still there");
+    let full_at = row.rate_limited_until.expect("the flood paid from the bucket");
+    assert!(full_at <= unix_millis() + (BURST - 1) * 250, "full at {full_at}, now {}", unix_millis());
     let through = statuses.iter().filter(|s| **s == 404).count() as u64;
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(through as usize + refused, statuses.len(), "only 404s and 429s: {statuses:?}");
