@@ -1,9 +1,10 @@
 //! NetBird's per-PAT rate limit (spec §9) as a generic cell rate
 //! algorithm: a bucket of `burst` requests refilled at `per_minute` is one
 //! number per token, the time at which its bucket is next full
-//! (`rateLimitedUntil`, Unix ms). A request is allowed when the bucket,
-//! once it pays for the request, is full again within `(burst - 1)`
-//! intervals; it then moves that time one interval on. Pure: the store
+//! (`rateLimitedUntil`, Unix ms). A request is allowed when the bucket
+//! still holds a request: its full-time is at most `burst - 1` intervals
+//! ahead of now. Paying moves that time one interval on, so it is never
+//! more than `burst` intervals ahead. Pure: the store
 //! turns each [`Step`] into one conditional write, so DynamoDB decides
 //! when instances race.
 
