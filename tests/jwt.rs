@@ -167,7 +167,8 @@ async fn remote_keys_are_fetched_once_and_cached() {
     idp.set("/jwks.json", keys_at(old.jwks_json().unwrap()));
     let url = KeyUrl::parse(&idp.url("/jwks.json")).unwrap();
     let config = config(KeySource::Url(url.clone()));
-    let gap = Duration::from_millis(300);
+    // Long enough that a loaded machine verifies the tokens below within it.
+    let gap = Duration::from_secs(1);
     let keys = Keys::Provider(Arc::new(ProviderKeys::new(KeyLocation::Jwks(url), None, gap).unwrap()));
     let verifier = JwtVerifier::with_keys(&config, keys);
     // Warm-up starts the fetch in the background; the first token waits for it.
@@ -186,7 +187,7 @@ async fn remote_keys_are_fetched_once_and_cached() {
     assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
     assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
     assert_eq!(hits(), 1, "no refetch within the gap");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(gap + Duration::from_millis(50)).await;
     assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
     assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
     assert_eq!(hits(), 2, "one refetch for the new kid");

@@ -45,8 +45,9 @@ async fn knock(stack: &Stack, auth: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_burst_then_429_until_the_bucket_refills() {
-    // 60 a minute: a token back every second; a burst of 3.
-    let (stack, pat) = limited("60", "3").await;
+    // 30 a minute: a token back every 2 s; a burst of 3. The first four
+    // requests, and the two after the wait, must each fit within 2 s.
+    let (stack, pat) = limited("30", "3").await;
     for _ in 0..3 {
         assert_eq!(knock(&stack, &pat).await, 404);
     }
@@ -54,7 +55,7 @@ async fn the_burst_then_429_until_the_bucket_refills() {
     assert!(before.rate_limited_until.is_some() && before.last_used.is_some());
     assert_eq!(knock(&stack, &pat).await, 429);
     assert_eq!(stack.token_item("o", "o-login").await.unwrap(), before, "a refused request writes nothing");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(knock(&stack, &pat).await, 404, "refilled");
     assert_eq!(knock(&stack, &pat).await, 429, "by one token");
     let after = stack.token_item("o", "o-login").await.unwrap();
