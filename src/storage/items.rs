@@ -174,14 +174,14 @@ impl TokenItem {
         ];
         for (name, value) in numbers {
             if let Some(value) = value {
-                item.insert(name.into(), AttributeValue::N(value.to_string()));
+                item.insert(name.into(), number_value(value));
             }
         }
         if let Some(by) = &self.created_by {
             item.insert(attr::CREATED_BY.into(), string_value(by.as_str()));
         }
         if let Some(full_at) = self.rate_limited_until {
-            item.insert(attr::RATE_LIMITED_UNTIL.into(), AttributeValue::N(full_at.to_string()));
+            item.insert(attr::RATE_LIMITED_UNTIL.into(), number_value(full_at));
         }
         item
     }
@@ -217,8 +217,8 @@ impl KeyCacheItem {
         Item::from([
             (attr::SOURCE.into(), string_value(&self.source)),
             (attr::KEY_SET.into(), string_value(&self.entry.document)),
-            (attr::FETCHED_AT.into(), AttributeValue::N(self.entry.fetched_at_ms.to_string())),
-            (attr::MAX_AGE.into(), AttributeValue::N(self.entry.max_age_secs.to_string())),
+            (attr::FETCHED_AT.into(), number_value(self.entry.fetched_at_ms)),
+            (attr::MAX_AGE.into(), number_value(self.entry.max_age_secs)),
         ])
     }
 }
@@ -241,8 +241,12 @@ pub fn token_key(user_id: &UserId, token_id: &TokenId) -> Item {
     ])
 }
 
-fn string_value(text: &str) -> AttributeValue {
+pub fn string_value(text: &str) -> AttributeValue {
     AttributeValue::S(text.to_owned())
+}
+
+pub fn number_value(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
 
 fn string_at<'a>(item: &'a Item, name: &str) -> Option<&'a str> {

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
 use futures_util::future::BoxFuture;
@@ -25,7 +25,8 @@ use crate::ids::{AccountId, TokenId, UserId};
 use crate::rate_limit::{Bucket, Step};
 use crate::storage::client::{timeouts, OPERATION_TIMEOUT};
 use crate::storage::items::{
-    attr, key_cache_key, token_key, user_key, Item, KeyCacheItem, TokenItem, UserItem, HASHED_TOKEN_INDEX,
+    attr, key_cache_key, number_value, string_value, token_key, user_key, Item, KeyCacheItem, TokenItem, UserItem,
+    HASHED_TOKEN_INDEX,
 };
 
 /// The users-table key the warm-up reads; whatever it finds is ignored.
@@ -97,6 +98,17 @@ impl UseWrite {
                 "SET #used = :now, #full = #full + :interval",
                 "attribute_exists(#token) AND #full > :now_ms AND #full <= :limit",
             ),
+        }
+    }
+
+    /// The bucket's values in those expressions, at `now_ms`; none for `Mark`.
+    fn bucket_values(self, now_ms: u64) -> Vec<(&'static str, u64)> {
+        match self {
+            UseWrite::Mark => vec![],
+            UseWrite::PayIdle { full_at_ms } => vec![(":now_ms", now_ms), (":full", full_at_ms)],
+            UseWrite::PayBusy { interval_ms, limit_ms } => {
+                vec![(":now_ms", now_ms), (":interval", interval_ms), (":limit", limit_ms)]
+            }
         }
     }
 }
@@ -178,7 +190,7 @@ impl Store {
             .index_name(HASHED_TOKEN_INDEX)
             .key_condition_expression("#hash = :hash")
             .expression_attribute_names("#hash", attr::HASHED_TOKEN)
-            .expression_attribute_values(":hash", AttributeValue::S(hashed_token.into()))
+            .expression_attribute_values(":hash", string_value(hashed_token))
             .limit(1)
             .customize()
             .config_override(within(deadline, "Query")?)
@@ -244,19 +256,13 @@ impl Store {
             .condition_expression(condition)
             .expression_attribute_names("#used", attr::LAST_USED)
             .expression_attribute_names("#token", attr::TOKEN_ID)
-            .expression_attribute_values(":now", number(now_ms / 1000));
-        let bucket_values = match write {
-            UseWrite::Mark => vec![],
-            UseWrite::PayIdle { full_at_ms } => vec![(":now_ms", now_ms), (":full", full_at_ms)],
-            UseWrite::PayBusy { interval_ms, limit_ms } => {
-                vec![(":now_ms", now_ms), (":interval", interval_ms), (":limit", limit_ms)]
-            }
-        };
+            .expression_attribute_values(":now", number_value(now_ms / 1000));
+        let bucket_values = write.bucket_values(now_ms);
         if !bucket_values.is_empty() {
             request = request.expression_attribute_names("#full", attr::RATE_LIMITED_UNTIL);
         }
         for (name, value) in bucket_values {
-            request = request.expression_attribute_values(name, number(value));
+            request = request.expression_attribute_values(name, number_value(value));
         }
         let result = request.customize().config_override(within(deadline, "UpdateItem")?).send().await;
         match result {
@@ -285,7 +291,7 @@ impl Store {
             .condition_expression("attribute_exists(#token) AND #account = :account")
             .expression_attribute_names("#token", attr::TOKEN_ID)
             .expression_attribute_names("#account", attr::ACCOUNT_ID)
-            .expression_attribute_values(":account", AttributeValue::S(account_id.to_string()))
+            .expression_attribute_values(":account", string_value(account_id.as_str()))
             .return_values(ReturnValue::AllOld)
             .customize()
             .config_override(within(deadline, "DeleteItem")?)
@@ -347,7 +353,7 @@ impl SharedKeyCache for Store {
                 .condition_expression("attribute_not_exists(#source) OR #fetched < :fetched")
                 .expression_attribute_names("#source", attr::SOURCE)
                 .expression_attribute_names("#fetched", attr::FETCHED_AT)
-                .expression_attribute_values(":fetched", AttributeValue::N(entry.fetched_at_ms.to_string()))
+                .expression_attribute_values(":fetched", number_value(entry.fetched_at_ms))
                 .send()
                 .await;
             match result {
@@ -357,10 +363,6 @@ impl SharedKeyCache for Store {
             }
         })
     }
-}
-
-fn number(n: impl ToString) -> AttributeValue {
-    AttributeValue::N(n.to_string())
 }
 
 /// One call's settings when it must end within `deadline`; an error, with
