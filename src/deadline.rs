@@ -57,10 +57,7 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn now_ms() -> u64 {
-        unix_millis()
-    }
+    use crate::clock::unix_millis as now_ms;
 
     #[test]
     fn lambda_deadlines_leave_the_answer_margin() {

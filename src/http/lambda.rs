@@ -153,6 +153,7 @@ fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::unix_millis as now_ms;
 
     fn event(method: &str) -> Box<RawValue> {
         let event = serde_json::json!({
@@ -171,10 +172,6 @@ mod tests {
         let mut context = Context::default();
         context.request_id = "req-1".into();
         context
-    }
-
-    fn now_ms() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
     }
 
     fn body(json: &Value) -> Value {
