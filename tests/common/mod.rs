@@ -170,26 +170,15 @@ impl Stack {
     /// A user row, with `extra` attributes written over it as they are
     /// (of any type: the function must cope with what the table holds).
     pub async fn put_user(&self, id: &str, account: &str, role: &str, extra: &[(&str, AttributeValue)]) {
-        let mut item = UserItem {
-            user_id: id.into(),
-            account_id: account.into(),
-            role: Role::parse(role),
-            is_service_user: false,
-            service_user_name: None,
-            blocked: false,
-            pending_approval: false,
-        }
-        .to_item();
+        let mut item = user_row(id, account, role).to_item();
         item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.client.put_item().table_name(&self.config.users_table).set_item(Some(item)).send().await.unwrap();
     }
 
     pub async fn service_user(&self, id: &str, account: &str, name: &str) {
-        let extra = [
-            (attr::IS_SERVICE_USER, AttributeValue::Bool(true)),
-            (attr::SERVICE_USER_NAME, AttributeValue::S(name.into())),
-        ];
-        self.put_user(id, account, "user", &extra).await;
+        let row =
+            UserItem { is_service_user: true, service_user_name: Some(name.into()), ..user_row(id, account, "user") };
+        self.client.put_item().table_name(&self.config.users_table).set_item(Some(row.to_item())).send().await.unwrap();
     }
 
     /// A token row for `user` in `account`; returns its plain PAT.
@@ -351,4 +340,17 @@ pub fn function_url_event(method: &str, raw_path: &str, authorization: Option<&s
 
 pub fn encode(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An active, unblocked user row that is not a service user.
+fn user_row(id: &str, account: &str, role: &str) -> UserItem {
+    UserItem {
+        user_id: id.into(),
+        account_id: account.into(),
+        role: Role::parse(role),
+        is_service_user: false,
+        service_user_name: None,
+        blocked: false,
+        pending_approval: false,
+    }
 }
