@@ -1,5 +1,6 @@
 //! The round-trip floor for `make bench`: a `lambda_http` function that
-//! makes the function's own conditional `DeleteItem` (`Store::delete_token`)
+//! makes the function's own conditional `DeleteItem` (`Store::delete_token`
+//! of `DynamoStore`)
 //! and nothing else, with the same SDK settings, profile and runtime
 //! flavour. Deletes (`floor`, the `tokenId` path parameter) in `FLOOR_ACCOUNT`.
 
@@ -7,12 +8,14 @@ use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use netbird_delete_token::config::Config;
 use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::ids::{AccountId, TokenId, UserId};
+use netbird_delete_token::domain::store::{Deletion, Store};
 use netbird_delete_token::storage::client;
-use netbird_delete_token::storage::store::{Deletion, Store};
+use netbird_delete_token::storage::dynamo::DynamoStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let store = Store::new(client::dynamodb_client().await, &Config::from_env()?);
+    let config = Config::from_lookup(|name| std::env::var(name).ok())?;
+    let store = DynamoStore::new(client::dynamodb_client(config.dynamodb_endpoint.as_deref()).await, &config);
     let account = AccountId::from(std::env::var("FLOOR_ACCOUNT")?);
     let user = UserId::from("floor");
     let (store, account, user) = (&store, &account, &user);

@@ -1,6 +1,7 @@
 //! A delete, start to end, in NetBird's order (spec §3): authenticate
 //! (allowed groups and the rate limit included), validate ids, check
-//! permissions, delete, audit. The edge (`http`) routes to it.
+//! permissions, delete, audit. The edge (`http`) routes to it; storage is
+//! whatever implements [`Store`].
 
 use std::sync::Arc;
 
@@ -13,41 +14,52 @@ use crate::auth::provider_keys::SharedKeyCache;
 use crate::clock::{unix_millis, unix_seconds};
 use crate::config::Config;
 use crate::deadline::Deadline;
+use crate::domain::policy::may_delete_token;
+use crate::domain::rate_limit::Bucket;
+use crate::domain::store::{Deletion, Store, StoreError};
+use crate::domain::{PersonalAccessToken, User};
 use crate::ids::{Target, UserId};
-use crate::outcome::Outcome;
-use crate::policy::may_delete_token;
-use crate::rate_limit::{Bucket, Step};
-use crate::storage::items::{TokenItem, UserItem};
-use crate::storage::store::{Deletion, PatUse, Store, StoreError};
+use crate::outcome::{Cause, Outcome};
 use crate::telemetry::{AuditEvent, AuditResult};
 
 /// Everything built once at init and shared by every request.
-pub struct App {
-    store: Arc<Store>,
+pub struct App<S> {
+    store: Arc<S>,
     jwt: JwtVerifier,
     /// NetBird's per-PAT rate limit, when on.
     bucket: Option<Bucket>,
 }
 
-/// Who is calling, and the PAT row they called with, if any.
+/// Who is calling, and the PAT they called with, if any.
 struct Caller {
     user_id: UserId,
-    pat: Option<TokenItem>,
+    pat: Option<PersonalAccessToken>,
 }
 
-impl App {
-    pub fn new(config: &Config, client: aws_sdk_dynamodb::Client) -> Result<Self, JwksError> {
-        let store = Arc::new(Store::new(client, config));
-        let shared = config.key_cache_table.is_some().then(|| store.clone() as Arc<dyn SharedKeyCache>);
-        Ok(App { jwt: JwtVerifier::new(&config.auth, shared)?, store, bucket: config.rate_limit.map(Bucket::new) })
+/// What became of a PAT's use.
+enum PatUse {
+    /// Recorded (and paid for from its bucket, with a rate limit).
+    Marked,
+    /// The row is gone: the token was deleted a moment ago.
+    Gone,
+    /// Its bucket is empty (or, rarely, the row is gone as well): nothing
+    /// was written.
+    Limited,
+}
+
+impl<S: Store> App<S> {
+    /// The app on `store`; a provider's keys are shared with the fleet
+    /// through `key_cache` when given.
+    pub fn new(config: &Config, store: Arc<S>, key_cache: Option<Arc<dyn SharedKeyCache>>) -> Result<Self, JwksError> {
+        Ok(App { jwt: JwtVerifier::new(&config.auth, key_cache)?, store, bucket: config.rate_limit.map(Bucket::new) })
     }
 
     /// While Lambda's init phase gives the CPU in full: opens the two
-    /// DynamoDB connections a request may use at once (two calls at once),
-    /// and takes the identity provider's keys from the shared cache; with a
-    /// shared cache, its read is the second call. Never waits for the
-    /// provider: a stale or missing cache entry is refreshed in the
-    /// background. A failure is logged; the first request connects again.
+    /// connections a request may use at once (two calls at once), and takes
+    /// the identity provider's keys from the shared cache; with a shared
+    /// cache, its read is the second call. Never waits for the provider: a
+    /// stale or missing cache entry is refreshed in the background. A
+    /// failure is logged; the first request connects again.
     pub async fn warm_up(&self) {
         let keys = self.jwt.keys();
         let second = async {
@@ -60,7 +72,7 @@ impl App {
         };
         let (first, second) = tokio::join!(self.store.warm_up(), second);
         if let Err(err) = first.and(second) {
-            tracing::warn!(error = %err, "DynamoDB warm-up failed; the first request will connect");
+            tracing::warn!(error = %err, "the storage warm-up failed; the first request will connect");
         }
     }
 
@@ -82,24 +94,27 @@ impl App {
         // extra round trip.
         let pat_use = async {
             match &caller.pat {
-                Some(pat) => self.store.mark_used(pat, unix_millis(), self.bucket.as_ref(), deadline).await,
+                Some(pat) => self.mark_used(pat, deadline).await,
                 None => Ok(PatUse::Marked),
             }
         };
         let (users, pat_use) = tokio::join!(self.users(&caller.user_id, &target_id, deadline), pat_use);
-        match pat_use.map_err(internal)? {
+        match pat_use.map_err(storage_failed)? {
             PatUse::Marked => {}
             PatUse::Gone => return Err(Outcome::TokenInvalid),
             PatUse::Limited => return Err(Outcome::TooManyRequests),
         }
-        let (caller_row, target_row) = users.map_err(internal)?;
+        let (caller_row, target_row) = users.map_err(storage_failed)?;
         let (caller_row, target_row) =
             may_delete_token(caller_row.as_ref(), &target_id, target_row.as_ref()).map_err(|refusal| {
                 Outcome::Refused { refusal, caller_id: caller.user_id.clone(), target_id: target_id.clone() }
             })?;
 
-        let deletion =
-            self.store.delete_token(&target_id, &token_id, &caller_row.account_id, deadline).await.map_err(internal)?;
+        let deletion = self
+            .store
+            .delete_token(&target_id, &token_id, &caller_row.account_id, deadline)
+            .await
+            .map_err(storage_failed)?;
         let audit = |result, token_name: &str| {
             AuditEvent {
                 result,
@@ -122,7 +137,7 @@ impl App {
             Deletion::Unconfirmed { applied, cause } => {
                 tracing::error!(error = %cause, applied, "the delete was sent and no whole answer came back");
                 audit(if applied { AuditResult::Deleted } else { AuditResult::Unknown }, "");
-                Err(Outcome::Internal)
+                Err(Outcome::Internal(Cause::UnconfirmedDelete))
             }
         }
     }
@@ -131,12 +146,12 @@ impl App {
         match header::parse(authorization) {
             Err(CredentialError::Missing) => Err(Outcome::NoAuthentication),
             Err(CredentialError::Invalid) => Err(Outcome::TokenInvalid),
-            Ok(Credential::Jwt(token)) => match self.jwt.verify(token).await {
+            Ok(Credential::Jwt(token)) => match self.jwt.verify(token, deadline).await {
                 Ok(user_id) => Ok(Caller { user_id, pat: None }),
                 Err(JwtError::Invalid) => Err(Outcome::TokenInvalid),
-                Err(JwtError::KeysUnavailable) => {
-                    tracing::error!("no usable JWT signing keys: the key set could not be fetched");
-                    Err(Outcome::Internal)
+                Err(err @ JwtError::KeysUnavailable(_)) => {
+                    tracing::error!(error = %err, "a JWT could not be verified");
+                    Err(Outcome::Internal(Cause::Keys))
                 }
             },
             Ok(Credential::Pat(pat)) => {
@@ -144,19 +159,36 @@ impl App {
                     .store
                     .token_by_hash(&pat.hash(), deadline)
                     .await
-                    .map_err(internal)?
+                    .map_err(storage_failed)?
                     .ok_or(Outcome::TokenInvalid)?;
                 if !row.is_live(unix_seconds()) {
                     return Err(Outcome::TokenInvalid);
                 }
-                // The row's copy of its bucket may be stale, never ahead: a
-                // refusal from it needs no write.
-                if self.bucket.is_some_and(|b| b.first_step(row.rate_limited_until, unix_millis()) == Step::Refuse) {
+                // The index's copy of the bucket may be stale, never ahead:
+                // a refusal from it needs no write.
+                if self.bucket.is_some_and(|b| b.refuses(row.rate_limited_until, unix_millis())) {
                     return Err(Outcome::TooManyRequests);
                 }
                 Ok(Caller { user_id: row.user_id.clone(), pat: Some(row) })
             }
         }
+    }
+
+    /// Records the PAT's use on its row, paying for the request from its
+    /// bucket when the rate limit is on: each payment [`Bucket::payments`]
+    /// proposes is one conditional write, until one is taken.
+    async fn mark_used(&self, pat: &PersonalAccessToken, deadline: &Deadline) -> Result<PatUse, StoreError> {
+        let now = unix_millis();
+        let Some(bucket) = &self.bucket else {
+            let marked = self.store.record_use(pat, now, None, deadline).await?;
+            return Ok(if marked { PatUse::Marked } else { PatUse::Gone });
+        };
+        for payment in bucket.payments(pat.rate_limited_until, now) {
+            if self.store.record_use(pat, now, Some(payment), deadline).await? {
+                return Ok(PatUse::Marked);
+            }
+        }
+        Ok(PatUse::Limited)
     }
 
     /// The caller's and the target's rows, read at once (one round trip).
@@ -165,7 +197,7 @@ impl App {
         caller_id: &UserId,
         target_id: &UserId,
         deadline: &Deadline,
-    ) -> Result<(Option<UserItem>, Option<UserItem>), StoreError> {
+    ) -> Result<(Option<User>, Option<User>), StoreError> {
         if caller_id == target_id {
             let user = self.store.user(caller_id, deadline).await?;
             return Ok((user.clone(), user));
@@ -174,7 +206,400 @@ impl App {
     }
 }
 
-fn internal(err: StoreError) -> Outcome {
-    tracing::error!(error = %err, "DynamoDB call failed");
-    Outcome::Internal
+fn storage_failed(err: StoreError) -> Outcome {
+    tracing::error!(error = %err, "a storage call failed");
+    Outcome::Internal(Cause::Storage)
+}
+
+/// `App::delete` on the in-memory store: every answer of the status table
+/// that the app gives, and every way a delete can end, with the table and
+/// the audit records afterwards. DynamoDB's own part (conditions, index
+/// lag, faults on the wire, IAM) is proven against DynamoDB Local.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::auth::pat;
+    use crate::devkeys::DevKey;
+    use crate::domain::policy::Refusal;
+    use crate::domain::Role;
+    use crate::storage::memory::{Call, Fault, MemoryStore};
+    use crate::telemetry::records_of;
+
+    const ISSUER: &str = "https://idp.test/";
+    const AUDIENCE: &str = "netbird";
+    const ACCOUNT: &str = "acc-1";
+    const DAY: i64 = 86_400;
+
+    struct Account {
+        app: App<MemoryStore>,
+        store: Arc<MemoryStore>,
+        key: DevKey,
+    }
+
+    /// Owner `o`, admin `a`, network admin `n`, user `u`, service user `s`
+    /// ("ci-bot"), each with a token `<id>-t`; `x`, an owner in another
+    /// account, with `x-t`. `settings` are added to the function's.
+    fn account(settings: &[(&str, &str)]) -> Account {
+        let key = DevKey::generate_es256("k").unwrap();
+        let mut vars: HashMap<String, String> = [
+            ("TOKENS_TABLE", "tokens"),
+            ("USERS_TABLE", "users"),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_AUDIENCE", AUDIENCE),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.insert("AUTH_JWKS".into(), key.jwks_json().unwrap());
+        vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let store = Arc::new(MemoryStore::default());
+        let app = App::new(&config, store.clone(), None).unwrap();
+        let account = Account { app, store, key };
+        for (id, role) in [("o", "owner"), ("a", "admin"), ("n", "network_admin"), ("u", "user"), ("s", "user")] {
+            account.user(id, ACCOUNT, role, |u| {
+                if id == "s" {
+                    u.is_service_user = true;
+                    u.service_user_name = Some("ci-bot".into());
+                }
+            });
+            account.token(id, &format!("{id}-t"), Some(unix_seconds() + DAY));
+        }
+        account.user("x", "acc-2", "owner", |_| {});
+        account.token("x", "x-t", Some(unix_seconds() + DAY));
+        account
+    }
+
+    impl Account {
+        fn user(&self, id: &str, account: &str, role: &str, change: impl FnOnce(&mut User)) {
+            let mut user = User {
+                user_id: id.into(),
+                account_id: account.into(),
+                role: Role::parse(role),
+                is_service_user: false,
+                service_user_name: None,
+                blocked: false,
+                pending_approval: false,
+            };
+            change(&mut user);
+            self.store.put_user(user);
+        }
+
+        /// A token of `user` in the user's account; its PAT.
+        fn token(&self, user: &str, token_id: &str, expires_at: Option<i64>) -> String {
+            let plain = pat::generate().unwrap();
+            let account = if user == "x" { "acc-2" } else { ACCOUNT };
+            self.store.put_token(PersonalAccessToken {
+                user_id: user.into(),
+                token_id: token_id.into(),
+                account_id: account.into(),
+                name: format!("name of {token_id}"),
+                hashed_token: pat::hash_token(&plain),
+                expires_at,
+                created_at: Some(unix_seconds()),
+                created_by: Some(user.into()),
+                last_used: None,
+                rate_limited_until: None,
+            });
+            plain
+        }
+
+        fn jwt(&self, sub: &str) -> String {
+            self.jwt_with(json!({ "sub": sub }))
+        }
+
+        fn jwt_with(&self, claims: Value) -> String {
+            let now = unix_seconds();
+            let mut all = json!({ "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600 });
+            all.as_object_mut().unwrap().extend(claims.as_object().unwrap().clone());
+            format!("Bearer {}", self.key.sign(&all).unwrap())
+        }
+
+        fn keys(&self) -> Vec<(String, String)> {
+            self.store.tokens().iter().map(|t| (t.user_id.to_string(), t.token_id.to_string())).collect()
+        }
+
+        /// `authorization` deleting `user`'s `token`, within `deadline`;
+        /// with the records written meanwhile.
+        async fn delete_within(
+            &self,
+            authorization: Option<&str>,
+            user: &str,
+            token: &str,
+            deadline: Deadline,
+        ) -> (Result<(), Outcome>, Vec<Value>) {
+            let header = authorization.map(|a| HeaderValue::from_str(a).unwrap());
+            let target = Target::new(Some(user.to_owned()), Some(token.to_owned()));
+            records_of(self.app.delete(header.as_ref(), target, &deadline)).await
+        }
+
+        async fn delete(&self, authorization: Option<&str>, user: &str, token: &str) -> Result<(), Outcome> {
+            self.delete_within(authorization, user, token, Deadline::after(Duration::from_secs(5))).await.0
+        }
+    }
+
+    fn refused(refusal: Refusal, caller: &str, target: &str) -> Result<(), Outcome> {
+        Err(Outcome::Refused { refusal, caller_id: caller.into(), target_id: target.into() })
+    }
+
+    fn without(keys: Vec<(String, String)>, user: &str, token: &str) -> Vec<(String, String)> {
+        keys.into_iter().filter(|k| *k != (user.to_owned(), token.to_owned())).collect()
+    }
+
+    #[tokio::test]
+    async fn every_refusal_of_the_status_table_leaves_every_token_in_place() {
+        let account = account(&[]);
+        account.user("b", ACCOUNT, "owner", |u| u.blocked = true);
+        account.user("p", ACCOUNT, "owner", |u| (u.blocked, u.pending_approval) = (true, true));
+        account.user("r", ACCOUNT, "auditor", |_| {});
+        account.user("m", ACCOUNT, "mystery", |_| {});
+        let expired = account.token("o", "o-old", Some(unix_seconds() - 1));
+        let forever = account.token("o", "o-forever", None);
+        let unknown = pat::generate().unwrap();
+        let mut bad_checksum = account.token("o", "o-pat", Some(unix_seconds() + DAY));
+        let last = if bad_checksum.ends_with('0') { "1" } else { "0" };
+        bad_checksum.replace_range(39.., last);
+        let before = account.keys();
+        let jwt = |sub: &str| account.jwt(sub);
+        type Case<'a> = (Option<String>, &'a str, &'a str, Result<(), Outcome>);
+        let cases: Vec<Case> = vec![
+            (None, "o", "o-t", Err(Outcome::NoAuthentication)),
+            (Some(String::new()), "o", "o-t", Err(Outcome::NoAuthentication)),
+            (Some("Basic bzpw".into()), "o", "o-t", Err(Outcome::NoAuthentication)),
+            (Some("Bearer not.a.jwt".into()), "o", "o-t", Err(Outcome::TokenInvalid)),
+            (Some(format!("Token {expired}")), "o", "o-t", Err(Outcome::TokenInvalid)),
+            (Some(format!("Token {forever}")), "o", "o-t", Err(Outcome::TokenInvalid)),
+            (Some(format!("Token {unknown}")), "o", "o-t", Err(Outcome::TokenInvalid)),
+            (Some(format!("Token {bad_checksum}")), "o", "o-t", Err(Outcome::TokenInvalid)),
+            (Some(jwt("o")), "o/x", "o-t", Err(Outcome::InvalidUserId)),
+            (Some(jwt("o")), "o", "\u{202E}t", Err(Outcome::InvalidTokenId)),
+            (Some(jwt("ghost")), "o", "o-t", refused(Refusal::CallerNotFound, "ghost", "o")),
+            (Some(jwt("b")), "b", "o-t", refused(Refusal::CallerBlocked, "b", "b")),
+            (Some(jwt("p")), "p", "o-t", refused(Refusal::CallerPendingApproval, "p", "p")),
+            (Some(jwt("u")), "u", "u-t", refused(Refusal::PermissionDenied, "u", "u")),
+            (Some(jwt("r")), "r", "r-t", refused(Refusal::PermissionDenied, "r", "r")),
+            (Some(jwt("m")), "m", "m-t", refused(Refusal::PermissionDenied, "m", "m")),
+            (Some(jwt("o")), "nobody", "t", refused(Refusal::TargetNotFound, "o", "nobody")),
+            (Some(jwt("o")), "x", "x-t", refused(Refusal::PermissionDenied, "o", "x")),
+            (Some(jwt("a")), "o", "o-t", refused(Refusal::AdminRequired, "a", "o")),
+            (Some(jwt("n")), "s", "s-t", refused(Refusal::AdminRequired, "n", "s")),
+            (Some(jwt("o")), "o", "missing", Err(Outcome::TokenNotFound("missing".into()))),
+            // The id exists, but under another user: simply not found.
+            (Some(jwt("o")), "o", "a-t", Err(Outcome::TokenNotFound("a-t".into()))),
+        ];
+        for (authorization, user, token, want) in cases {
+            let (got, records) = account
+                .delete_within(authorization.as_deref(), user, token, Deadline::after(Duration::from_secs(5)))
+                .await;
+            assert_eq!(got, want, "{authorization:?} deleting {user}/{token}");
+            assert_eq!(records, Vec::<Value>::new(), "nothing deleted, nothing audited");
+        }
+        assert_eq!(account.keys(), before);
+    }
+
+    #[tokio::test]
+    async fn owners_delete_their_own_and_admins_their_service_users_tokens() {
+        let account = account(&[]);
+        let before = account.keys();
+        let (got, records) =
+            account.delete_within(Some(&account.jwt("o")), "o", "o-t", Deadline::after(Duration::from_secs(5))).await;
+        assert_eq!(got, Ok(()));
+        let audit = &records[0];
+        assert_eq!(records.len(), 1);
+        assert_eq!((audit["activity"].as_u64(), audit["result"].as_str()), (Some(42), Some("deleted")));
+        assert_eq!((audit["initiator_id"].as_str(), audit["target_id"].as_str()), (Some("o"), Some("o")));
+        assert_eq!((audit["token_id"].as_str(), audit["meta.name"].as_str()), (Some("o-t"), Some("name of o-t")));
+        assert_eq!(audit["level"], "INFO");
+        let before = without(before, "o", "o-t");
+        assert_eq!(account.keys(), before);
+
+        let admin_pat = account.token("a", "a-login", Some(unix_seconds() + DAY));
+        let before = account.keys();
+        let (got, records) = account
+            .delete_within(Some(&format!("Token {admin_pat}")), "s", "s-t", Deadline::after(Duration::from_secs(5)))
+            .await;
+        assert_eq!(got, Ok(()));
+        assert_eq!(
+            (records[0]["meta.is_service_user"].as_bool(), records[0]["meta.user_name"].as_str()),
+            (Some(true), Some("ci-bot"))
+        );
+        assert_eq!(account.keys(), without(before, "s", "s-t"));
+        let used = account.store.token("a", "a-login").unwrap().last_used.unwrap();
+        assert!((unix_seconds() - used).abs() < 10, "the PAT's use is recorded");
+    }
+
+    #[tokio::test]
+    async fn a_pat_deleted_after_the_index_found_it_is_refused() {
+        let account = account(&[]);
+        let leaked = account.token("o", "o-leaked", Some(unix_seconds() + DAY));
+        account.store.remove_token("o", "o-leaked");
+        let before = account.keys();
+        assert_eq!(account.delete(Some(&format!("Token {leaked}")), "o", "o-t").await, Err(Outcome::TokenInvalid));
+        assert_eq!(account.keys(), before);
+    }
+
+    #[tokio::test]
+    async fn a_jwt_in_no_allowed_group_is_refused() {
+        let account = account(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "admins, ops")]);
+        let outsider = account.jwt_with(json!({ "sub": "o", "groups": ["staff"] }));
+        assert_eq!(account.delete(Some(&outsider), "o", "o-t").await, Err(Outcome::TokenInvalid));
+        assert!(account.store.token("o", "o-t").is_some());
+        let member = account.jwt_with(json!({ "sub": "o", "groups": ["staff", "ops"] }));
+        assert_eq!(account.delete(Some(&member), "o", "o-t").await, Ok(()));
+        assert!(account.store.token("o", "o-t").is_none());
+    }
+
+    /// NetBird's rate limit, its time as an input: the bucket's full-time in
+    /// the token's row is moved back to stand for the time that passed.
+    #[tokio::test]
+    async fn a_pats_bucket_refuses_past_its_burst_and_refills() {
+        let limited = [
+            ("NB_API_RATE_LIMITING_ENABLED", "true"),
+            ("NB_API_RATE_LIMITING_RPM", "1"),
+            ("NB_API_RATE_LIMITING_BURST", "2"),
+        ];
+        let account = account(&limited);
+        let pat = format!("Token {}", account.token("o", "o-login", Some(unix_seconds() + DAY)));
+        let knock = || account.delete(Some(&pat), "o", "nope");
+        let not_found = Err(Outcome::TokenNotFound("nope".into()));
+        // The index's copy stays stale ("full"): each write checks the table.
+        assert_eq!(knock().await, not_found);
+        assert_eq!(knock().await, not_found);
+        assert_eq!(knock().await, Err(Outcome::TooManyRequests));
+        let row = account.store.token("o", "o-login").unwrap();
+        // Once the index has caught up, its copy refuses with no write.
+        account.store.settle();
+        account.store.fail_next(Call::RecordUse, Fault::Fails);
+        assert_eq!(knock().await, Err(Outcome::TooManyRequests), "refused from the copy: no write was tried");
+        assert_eq!(account.store.token("o", "o-login").unwrap(), row, "a refusal writes nothing");
+        // A minute later one request's worth is back.
+        let full_at = row.rate_limited_until.unwrap();
+        account.store.put_token(PersonalAccessToken { rate_limited_until: Some(full_at - 60_000), ..row.clone() });
+        // The write planned to fail was never tried above; now it is.
+        assert_eq!(knock().await, Err(Outcome::Internal(Cause::Storage)));
+        assert_eq!(knock().await, not_found);
+        assert_eq!(knock().await, Err(Outcome::TooManyRequests));
+        // JWTs are never limited.
+        for _ in 0..3 {
+            assert_eq!(account.delete(Some(&account.jwt("o")), "o", "nope").await, not_found);
+        }
+    }
+
+    /// Every way a delete can end once the checks passed (spec §7): the
+    /// answer, the row, the audit record.
+    #[tokio::test]
+    async fn every_way_a_delete_can_end() {
+        struct Case {
+            what: &'static str,
+            fault: Option<Fault>,
+            want: Result<(), Outcome>,
+            gone: bool,
+            audit: Option<(&'static str, &'static str)>,
+        }
+        let internal = |cause| Err(Outcome::Internal(cause));
+        let cases = [
+            Case {
+                what: "applied, answer read",
+                fault: None,
+                want: Ok(()),
+                gone: true,
+                audit: Some(("deleted", "name of o-t")),
+            },
+            Case {
+                what: "refused",
+                fault: Some(Fault::Fails),
+                want: internal(Cause::Storage),
+                gone: false,
+                audit: None,
+            },
+            Case {
+                what: "answer lost",
+                fault: Some(Fault::AnswerLost),
+                want: internal(Cause::UnconfirmedDelete),
+                gone: true,
+                audit: Some(("unknown", "")),
+            },
+            Case {
+                what: "answer cut after 2xx",
+                fault: Some(Fault::AnswerCut),
+                want: internal(Cause::UnconfirmedDelete),
+                gone: true,
+                audit: Some(("deleted", "")),
+            },
+            Case {
+                what: "no answer before the deadline",
+                fault: Some(Fault::Hangs),
+                want: internal(Cause::UnconfirmedDelete),
+                gone: false,
+                audit: Some(("unknown", "")),
+            },
+        ];
+        for case in cases {
+            let account = account(&[]);
+            if let Some(fault) = case.fault {
+                account.store.fail_next(Call::Delete, fault);
+            }
+            let started = Instant::now();
+            let deadline = Deadline::after(Duration::from_millis(400));
+            let (got, records) = account.delete_within(Some(&account.jwt("o")), "o", "o-t", deadline).await;
+            assert_eq!(got, case.want, "{}", case.what);
+            assert!(started.elapsed() < Duration::from_millis(600), "{}: answered by its deadline", case.what);
+            assert_eq!(account.store.token("o", "o-t").is_none(), case.gone, "{}", case.what);
+            let audit: Vec<(&str, &str)> =
+                records.iter().map(|r| (r["result"].as_str().unwrap(), r["meta.name"].as_str().unwrap())).collect();
+            assert_eq!(audit, case.audit.into_iter().collect::<Vec<_>>(), "{}", case.what);
+        }
+        // A missing token: nothing to delete, nothing to audit.
+        let account = account(&[]);
+        let (got, records) =
+            account.delete_within(Some(&account.jwt("o")), "o", "gone", Deadline::after(Duration::from_secs(5))).await;
+        assert_eq!((got, records), (Err(Outcome::TokenNotFound("gone".into())), vec![]));
+    }
+
+    /// The reads take the time: too little is left to send the delete, and
+    /// it is not sent. The row stays and nothing is audited.
+    #[tokio::test]
+    async fn a_delete_with_too_little_time_left_is_not_sent() {
+        let account = account(&[]);
+        account.store.set_latency(Duration::from_millis(150));
+        let deadline = Deadline::after(Duration::from_millis(200));
+        let (got, records) = account.delete_within(Some(&account.jwt("o")), "o", "o-t", deadline).await;
+        assert_eq!(got, Err(Outcome::Internal(Cause::Storage)));
+        assert!(account.store.token("o", "o-t").is_some());
+        assert_eq!(records, Vec::<Value>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failing_table_is_a_500_that_changes_nothing() {
+        for call in [Call::User, Call::TokenByHash, Call::RecordUse] {
+            let account = account(&[]);
+            let pat = account.token("o", "o-login", Some(unix_seconds() + DAY));
+            let before = account.keys();
+            account.store.fail_next(call, Fault::Fails);
+            assert_eq!(
+                account.delete(Some(&format!("Token {pat}")), "o", "o-t").await,
+                Err(Outcome::Internal(Cause::Storage)),
+                "{call:?}"
+            );
+            assert_eq!(account.keys(), before, "{call:?}");
+        }
+    }
+
+    /// Keys that cannot be had: a 500 naming its cause; PATs still served.
+    #[tokio::test]
+    async fn a_jwt_whose_keys_cannot_be_had_is_a_500_and_a_pat_is_served() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nowhere = format!("http://{}/keys", closed.local_addr().unwrap());
+        drop(closed);
+        let account = account(&[("AUTH_JWKS", ""), ("AUTH_KEYS_LOCATION", &nowhere)]);
+        assert_eq!(account.delete(Some(&account.jwt("o")), "o", "o-t").await, Err(Outcome::Internal(Cause::Keys)));
+        assert!(account.store.token("o", "o-t").is_some());
+        let pat = account.token("o", "o-login", Some(unix_seconds() + DAY));
+        assert_eq!(account.delete(Some(&format!("Token {pat}")), "o", "o-t").await, Ok(()));
+    }
 }

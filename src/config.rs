@@ -1,4 +1,6 @@
-//! Settings from the environment (spec §6), validated once at init.
+//! Settings from the environment (spec §6), validated once at init: every
+//! variable the function reads is read here, through one lookup, so the
+//! settings table in the README can be held to this code.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,6 +17,33 @@ pub struct Config {
     pub auth: AuthConfig,
     /// NetBird's per-PAT rate limit (spec §9); `None` when off.
     pub rate_limit: Option<RateLimit>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, which the SDK reads itself; here it
+    /// chooses the TLS roots to trust.
+    pub dynamodb_endpoint: Option<String>,
+}
+
+/// How the function logs: Lambda's advanced logging controls
+/// (`AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`), or `RUST_LOG`. Read
+/// before the rest, so that a bad setting is reported in the right format.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    /// JSON lines, which Lambda filters by their `level`; else text.
+    pub json: bool,
+    /// Lambda's application log level (`TRACE` .. `FATAL`), as set.
+    pub lambda_level: Option<String>,
+    /// `RUST_LOG`, used when Lambda sets no level.
+    pub rust_log: Option<String>,
+}
+
+impl LogSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        LogSettings {
+            json: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            lambda_level: get("AWS_LAMBDA_LOG_LEVEL"),
+            rust_log: get("RUST_LOG"),
+        }
+    }
 }
 
 /// A token bucket per PAT: `per_minute` refill, `burst` capacity.
@@ -56,8 +85,8 @@ impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::Inline(_) => f.write_str("Inline(..)"),
-            KeySource::Url(url) => f.debug_tuple("Url").field(&url.as_url().as_str()).finish(),
-            KeySource::Discovery(url) => f.debug_tuple("Discovery").field(&url.as_url().as_str()).finish(),
+            KeySource::Url(url) => f.debug_tuple("Url").field(&url.as_str()).finish(),
+            KeySource::Discovery(url) => f.debug_tuple("Discovery").field(&url.as_str()).finish(),
         }
     }
 }
@@ -76,27 +105,40 @@ pub enum ConfigError {
     NotBoolean(&'static str),
     #[error("AUTH_JWT_ALLOW_GROUPS needs AUTH_JWT_GROUPS_CLAIM, the claim that holds a token's groups")]
     GroupsWithoutClaim,
+    #[error(
+        "AUTH_JWT_ALLOW_GROUPS is set but names no group (only commas and spaces); unset it to turn the check off"
+    )]
+    NoGroups,
 }
 
 /// An identity provider's URL the function may fetch: `https://`, or plain
 /// `http://` to a loopback host (local development), without credentials.
 /// Only [`KeyUrl::parse`] makes one, so whatever fetches it need not check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyUrl(Url);
+pub struct KeyUrl {
+    url: Url,
+    /// As written in the setting (or the provider's document).
+    text: String,
+}
 
 impl KeyUrl {
     pub fn parse(text: &str) -> Option<Self> {
         let url = web_url(text)?;
-        (url.scheme() == "https" || is_loopback(&url)).then_some(KeyUrl(url))
+        (url.scheme() == "https" || is_loopback(&url)).then(|| KeyUrl { url, text: text.to_owned() })
     }
 
     pub fn as_url(&self) -> &Url {
-        &self.0
+        &self.url
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// On this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
     pub fn is_loopback(&self) -> bool {
-        is_loopback(&self.0)
+        is_loopback(&self.url)
     }
 }
 
@@ -122,10 +164,6 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// `lookup` returns a variable's value; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -138,9 +176,12 @@ impl Config {
         if audiences.is_empty() {
             return Err(ConfigError::NoAudience);
         }
-        let allowed_groups = match (get("AUTH_JWT_GROUPS_CLAIM"), get("AUTH_JWT_ALLOW_GROUPS").map(list)) {
+        // Unset or empty: no check. Set, it must name a group: a list of
+        // separators would otherwise turn the check off unnoticed.
+        let allow_groups = lookup("AUTH_JWT_ALLOW_GROUPS").filter(|v| !v.is_empty()).map(list);
+        let allowed_groups = match (get("AUTH_JWT_GROUPS_CLAIM"), allow_groups) {
             (_, None) => None,
-            (_, Some(groups)) if groups.is_empty() => None,
+            (_, Some(groups)) if groups.is_empty() => return Err(ConfigError::NoGroups),
             (None, Some(_)) => return Err(ConfigError::GroupsWithoutClaim),
             (Some(claim), Some(groups)) => Some(AllowedGroups { claim, groups }),
         };
@@ -178,6 +219,7 @@ impl Config {
                 allowed_groups,
             },
             rate_limit,
+            dynamodb_endpoint: get("AWS_ENDPOINT_URL_DYNAMODB"),
         })
     }
 }
@@ -336,7 +378,16 @@ mod tests {
         };
         assert_eq!(with(&[]), Ok(None));
         assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups")]), Ok(None), "no list, no check");
-        assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", " , ")]), Ok(None));
+        assert_eq!(
+            with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "")]),
+            Ok(None),
+            "empty, no check"
+        );
+        for separators in [" , ", ",", "  ", ", ,\t"] {
+            let no_groups = Err(ConfigError::NoGroups);
+            assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", separators)]), no_groups);
+            assert_eq!(with(&[("AUTH_JWT_ALLOW_GROUPS", separators)]), Err(ConfigError::NoGroups), "{separators:?}");
+        }
         assert_eq!(
             with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "netbird-admins, ops ,")]),
             Ok(Some(AllowedGroups { claim: "groups".into(), groups: vec!["netbird-admins".into(), "ops".into()] }))

@@ -1,8 +1,11 @@
 //! How long a request may still work: Lambda's deadline, less the time
-//! needed to answer. Every DynamoDB call is bounded by it, so the deadline
-//! ends a call through the SDK's own timeout (and the function still
-//! writes its audit line) instead of cancelling the call from outside.
+//! needed to answer. Every outbound call a request waits on (the tables,
+//! the shared key cache, the identity provider) takes its timeout from
+//! [`Deadline::budget`], so the deadline ends a call through the client's
+//! own timeout, and the function still answers and writes its audit line,
+//! instead of the call being cancelled from outside.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::clock::unix_millis;
@@ -10,6 +13,10 @@ use crate::clock::unix_millis;
 /// Left for answering after the last call: the response, the log and
 /// audit lines, at a small Lambda's CPU share.
 pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+/// Less time than this left: a call is not started, as it could not
+/// finish.
+pub const MIN_CALL_TIME: Duration = Duration::from_millis(100);
 
 /// Lambda deadlines are Unix milliseconds; anything before this (2001) is
 /// not a time. `cargo lambda watch` sends its timeout (600000) instead.
@@ -19,9 +26,16 @@ const FIRST_PLAUSIBLE_MS: u64 = 1_000_000_000_000;
 pub enum Deadline {
     /// Work must end by then (the margin is already taken off).
     At(Instant),
-    /// The event source gave no usable deadline: the SDK's own timeouts
-    /// bound each call.
+    /// No request waits (init, a background refresh), or the event source
+    /// gave no usable deadline: each client's own timeouts bound its calls.
     Unknown,
+}
+
+/// A call not started: too little time was left to make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not sent: {} ms left before the request's deadline", .left.as_millis())]
+pub struct TooLate {
+    pub left: Duration,
 }
 
 impl Deadline {
@@ -48,9 +62,25 @@ impl Deadline {
         }
     }
 
-    /// `limit`, or the time left when that is shorter.
-    pub fn bound(&self, limit: Duration) -> Duration {
-        self.left().map_or(limit, |left| left.min(limit))
+    /// The timeout of one outbound call whose own limit is `limit`: that,
+    /// or the time left when shorter. The one rule for every call: none
+    /// starts with under [`MIN_CALL_TIME`] left.
+    pub fn budget(&self, limit: Duration) -> Result<Duration, TooLate> {
+        let budget = self.left().map_or(limit, |left| left.min(limit));
+        if budget < MIN_CALL_TIME {
+            return Err(TooLate { left: budget });
+        }
+        Ok(budget)
+    }
+
+    /// Waits for `ready` (which sends nothing, so dropping it loses
+    /// nothing) no longer than the time left; `None` when the deadline
+    /// comes first.
+    pub async fn wait<F: Future>(&self, ready: F) -> Option<F::Output> {
+        match self.left() {
+            Some(left) => tokio::time::timeout(left, ready).await.ok(),
+            None => Some(ready.await),
+        }
     }
 }
 
@@ -75,9 +105,22 @@ mod tests {
     }
 
     #[test]
-    fn bound_takes_the_shorter() {
-        assert_eq!(Deadline::Unknown.bound(Duration::from_secs(3)), Duration::from_secs(3));
-        let soon = Deadline::after(Duration::from_millis(200)).bound(Duration::from_secs(3));
-        assert!(soon <= Duration::from_millis(200), "{soon:?}");
+    fn a_call_gets_the_shorter_of_its_limit_and_the_time_left_or_is_not_sent() {
+        assert_eq!(Deadline::Unknown.budget(Duration::from_secs(3)), Ok(Duration::from_secs(3)));
+        let soon = Deadline::after(Duration::from_millis(200)).budget(Duration::from_secs(3)).unwrap();
+        assert!(soon <= Duration::from_millis(200) && soon >= MIN_CALL_TIME, "{soon:?}");
+        let late = Deadline::after(Duration::from_millis(50)).budget(Duration::from_secs(3));
+        assert!(matches!(late, Err(TooLate { left }) if left <= Duration::from_millis(50)), "{late:?}");
+        assert!(Deadline::Unknown.budget(Duration::from_millis(10)).is_err(), "a limit below the minimum");
+        let message = TooLate { left: Duration::from_millis(42) }.to_string();
+        assert_eq!(message, "not sent: 42 ms left before the request's deadline");
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_at_the_deadline() {
+        let never = std::future::pending::<()>();
+        assert_eq!(Deadline::after(Duration::from_millis(20)).wait(never).await, None);
+        assert_eq!(Deadline::after(Duration::from_secs(5)).wait(async { 7 }).await, Some(7));
+        assert_eq!(Deadline::Unknown.wait(async { 8 }).await, Some(8));
     }
 }

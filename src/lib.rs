@@ -8,30 +8,32 @@
 //!   every way a request can end.
 //! - [`auth`]: who is calling. The `Authorization` header
 //!   ([`auth::header`]), NetBird PATs ([`auth::pat`]), JWTs ([`auth::jwt`])
-//!   and the identity provider's keys ([`auth::keys`]).
-//! - [`policy`]: may they (pure); [`rate_limit`]: NetBird's per-PAT limit
-//!   (pure).
-//! - [`storage`]: the only code that talks to DynamoDB ([`storage::store`]),
-//!   the rows as items ([`storage::items`]), the SDK client
-//!   ([`storage::client`]).
+//!   and the identity provider's keys ([`auth::keys`],
+//!   [`auth::provider_keys`]).
+//! - [`domain`]: NetBird's users and tokens, and its rules: who may delete
+//!   which token ([`domain::policy`]) and the per-PAT rate limit
+//!   ([`domain::rate_limit`]), both pure; what they need from storage
+//!   ([`domain::store`]).
+//! - [`storage`]: the domain on DynamoDB ([`storage::dynamo`], the only code
+//!   that calls it; [`storage::items`], the rows; [`storage::client`], the
+//!   SDK client), and in memory for tests.
 //!
 //! Beside them: [`clock`] (now, as the tables state it), [`config`]
-//! (settings, read once at init), [`deadline`] (the
-//! time a request has left), [`ids`] (typed
-//! ids) and [`telemetry`] (logs, metrics, the audit line). The behaviour
-//! they implement is specified in `docs/spec.md`.
+//! (settings, read once at init), [`deadline`] (the time a request has
+//! left, which bounds every call it waits on), [`ids`] (typed ids) and
+//! [`telemetry`] (logs, metrics, the audit line). The behaviour they
+//! implement is specified in `docs/spec.md`.
 
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod deadline;
-#[cfg(feature = "devstack")]
+#[cfg(any(test, feature = "devstack"))]
 pub mod devkeys;
+pub mod domain;
 pub mod http;
 pub mod ids;
 pub mod outcome;
-pub mod policy;
-pub mod rate_limit;
 pub mod storage;
 pub mod telemetry;

@@ -5,24 +5,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use netbird_delete_token::app::App;
-use netbird_delete_token::config::Config;
+use netbird_delete_token::config::{Config, LogSettings};
 use netbird_delete_token::http::lambda;
-use netbird_delete_token::storage::client;
+use netbird_delete_token::storage::{client, dynamo::DynamoStore};
 use netbird_delete_token::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    telemetry::init_logging();
+    let env = |name: &str| std::env::var(name).ok();
+    telemetry::init_logging(&LogSettings::from_lookup(env));
     // The entry point turns a panic into a 500; keep its report to one log line.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "recovered from a panic")));
-    let config = match Config::from_env() {
+    let config = match Config::from_lookup(env) {
         Ok(config) => config,
         Err(err) => {
             tracing::error!("invalid configuration: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let app = match App::new(&config, client::dynamodb_client().await) {
+    let store = Arc::new(DynamoStore::new(client::dynamodb_client(config.dynamodb_endpoint.as_deref()).await, &config));
+    let app = match App::new(&config, store.clone(), store.key_cache()) {
         Ok(app) => Arc::new(app),
         Err(err) => {
             tracing::error!("invalid JWT key configuration: {err}");

@@ -1,38 +1,107 @@
 //! Logs, metrics and the audit trail. Nothing here ever sees a credential.
+//!
+//! Two kinds of line. Diagnostics (`tracing` events) go through the log
+//! level asked for. Records (the request line with its metrics, the audit
+//! line, a failed key refresh with its metrics) are what alarms and the
+//! audit trail read: no log setting may drop them. They bypass the
+//! function's own filter, and each carries a `level` that Lambda's filter
+//! keeps: its own, or the application log level Lambda is set to when that
+//! is higher (Lambda drops JSON lines below it, and counts a line without a
+//! valid `level` or `timestamp` as INFO).
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
-
-use crate::ids::{AccountId, TokenId, UserId};
+use serde_json::{json, Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
-use tracing_subscriber::fmt;
+use tracing_subscriber::fmt::{self, format::Writer, time::FormatTime};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::config::LogSettings;
+use crate::ids::{AccountId, TokenId, UserId};
+use crate::outcome::Cause;
+
 const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 
-/// Text logs, or JSON when Lambda's advanced logging asks for it
-/// (`AWS_LAMBDA_LOG_FORMAT=JSON`); level from `AWS_LAMBDA_LOG_LEVEL` or
-/// `RUST_LOG`.
-pub fn init_logging() {
-    let wanted = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
-    let filter = log_filter(&wanted);
-    let not_emf = filter_fn(|meta| meta.target() != EMF_TARGET);
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let base = fmt::layer().with_target(false).with_ansi(false).without_time();
-    let logs = if json { base.json().flatten_event(true).boxed() } else { base.boxed() };
+/// A CloudWatch metric the function emits: in [`METRICS_NAMESPACE`],
+/// without dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: &'static str,
+}
+
+const fn metric(name: &'static str, unit: &'static str) -> Metric {
+    Metric { name, unit }
+}
+
+/// The metrics of every request line: its outcome as counts, and its
+/// duration. The outcome itself is a log field (Logs Insights counts it per
+/// outcome at no metric cost): as a dimension it would make every outcome
+/// that occurs six more metrics.
+pub const REQUEST_METRICS: [Metric; 6] = [
+    metric("Requests", "Count"),
+    metric("Deleted", "Count"),
+    metric("Refused", "Count"),
+    metric("InternalErrors", "Count"),
+    metric("RateLimited", "Count"),
+    metric("Duration", "Milliseconds"),
+];
+
+/// The metrics of a failed refresh of the identity provider's keys.
+pub const KEY_REFRESH_METRICS: [Metric; 2] = [metric("KeyRefreshFailures", "Count"), metric("KeysStale", "Seconds")];
+
+/// Lambda's application log levels, least severe first.
+const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The least severe `level` a record may carry and still be kept by
+/// Lambda's filter (an index into [`LAMBDA_LEVELS`]); INFO until init
+/// says otherwise.
+static RECORD_FLOOR: OnceLock<usize> = OnceLock::new();
+
+/// Target of the events that are records: their message is the whole line.
+const RECORD_TARGET: &str = "record";
+
+/// Text logs, or JSON when Lambda's advanced logging asks for it; the
+/// diagnostics' level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`; records
+/// always.
+pub fn init_logging(settings: &LogSettings) {
+    let _ = RECORD_FLOOR.set(record_floor(settings));
+    let wanted = settings.lambda_level.as_deref().or(settings.rust_log.as_deref()).unwrap_or_default();
+    let filter = log_filter(wanted);
+    let not_records = filter_fn(|meta| meta.target() != RECORD_TARGET);
+    let base = fmt::layer().with_target(false).with_ansi(false);
+    let logs = if settings.json {
+        base.json().flatten_event(true).boxed()
+    } else {
+        // Lambda stamps text lines itself.
+        base.without_time().boxed()
+    };
     // Both layers filtered by target and level: every other callsite (the
     // SDK's and hyper's debug spans, say) is then disabled once, when first
     // seen, instead of being built and checked on every call.
-    let emf_only = Targets::new().with_target(EMF_TARGET, LevelFilter::INFO);
+    let records_only = Targets::new().with_target(RECORD_TARGET, LevelFilter::INFO);
     let _ = tracing_subscriber::registry()
-        .with(logs.with_filter(not_emf).with_filter(filter))
-        .with(EmfLayer.with_filter(emf_only))
+        .with(logs.with_filter(not_records).with_filter(filter))
+        .with(RecordLayer.with_filter(records_only))
         .try_init();
+}
+
+/// The level records must carry for Lambda to keep them: INFO, or
+/// Lambda's application log level when higher. Lambda filters only JSON
+/// logs; text lines are never dropped.
+fn record_floor(settings: &LogSettings) -> usize {
+    let info = 2;
+    let lambda = settings
+        .lambda_level
+        .as_deref()
+        .filter(|_| settings.json)
+        .and_then(|asked| LAMBDA_LEVELS.iter().position(|level| level.eq_ignore_ascii_case(asked)));
+    lambda.map_or(info, |asked| asked.max(info))
 }
 
 /// Log targets that may print credentials or rows at their lower levels:
@@ -85,32 +154,59 @@ fn most_verbose(filter: &Targets, target: &str) -> LevelFilter {
         .map_or(LevelFilter::OFF, LevelFilter::from_level)
 }
 
-/// Target of the events whose message is a JSON document (request lines
-/// with their EMF metrics), printed as is in either log format.
-const EMF_TARGET: &str = "emf";
+/// Writes records as bare lines on stdout, where CloudWatch looks for EMF;
+/// the log formatter would wrap them.
+struct RecordLayer;
 
-/// Writes those documents as bare lines on stdout, where CloudWatch looks
-/// for EMF; the log formatter would wrap them.
-struct EmfLayer;
-
-impl<S: tracing::Subscriber> Layer<S> for EmfLayer {
+impl<S: tracing::Subscriber> Layer<S> for RecordLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        // Targets matches by prefix; only this exact target is a document.
-        if event.metadata().target() != EMF_TARGET {
+        // Targets matches by prefix; only this exact target is a record.
+        if event.metadata().target() != RECORD_TARGET {
             return;
         }
-        struct Message(String);
-        impl Visit for Message {
-            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
+        let _ = writeln!(std::io::stdout().lock(), "{}", message_of(event));
+    }
+}
+
+/// An event's message, as recorded.
+pub(crate) fn message_of(event: &tracing::Event<'_>) -> String {
+    struct Message(String);
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
             }
         }
-        let mut message = Message(String::new());
-        event.record(&mut message);
-        let _ = writeln!(std::io::stdout().lock(), "{}", message.0);
     }
+    let mut message = Message(String::new());
+    event.record(&mut message);
+    message.0
+}
+
+/// Writes `fields` as one record, with a `timestamp` and a `level` at
+/// least `floor` (an index into [`LAMBDA_LEVELS`]) that Lambda keeps.
+fn record(floor: usize, fields: Value) {
+    let mut line = Map::new();
+    let mut timestamp = String::new();
+    let _ = fmt::time::SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    line.insert("timestamp".into(), timestamp.into());
+    let level = floor.max(*RECORD_FLOOR.get().unwrap_or(&2));
+    line.insert("level".into(), LAMBDA_LEVELS[level.min(LAMBDA_LEVELS.len() - 1)].into());
+    if let Value::Object(fields) = fields {
+        line.extend(fields);
+    }
+    let line = Value::Object(line).to_string();
+    tracing::info!(target: RECORD_TARGET, "{line}");
+}
+
+/// CloudWatch Embedded Metric Format for `metrics`, at `now`.
+fn emf(metrics: &[Metric], now: SystemTime) -> Value {
+    let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let declared: Vec<Value> = metrics.iter().map(|m| json!({ "Name": m.name, "Unit": m.unit })).collect();
+    json!({
+        "Timestamp": millis,
+        "CloudWatchMetrics": [{ "Namespace": METRICS_NAMESPACE, "Dimensions": [[]], "Metrics": declared }]
+    })
 }
 
 /// How one request ended, for its log line and its metrics.
@@ -118,6 +214,8 @@ pub struct RequestSummary<'a> {
     pub request_id: &'a str,
     pub outcome: &'a str,
     pub status: u16,
+    /// Why, for a 500.
+    pub cause: Option<Cause>,
     pub duration: Duration,
 }
 
@@ -125,46 +223,58 @@ impl RequestSummary<'_> {
     /// One line per request: the access log and, in the same JSON
     /// document, its CloudWatch metrics.
     pub fn log(&self) {
-        tracing::info!(target: EMF_TARGET, "{}", self.document(SystemTime::now()));
+        record(2, self.document(SystemTime::now()));
     }
 
-    /// The request's log fields plus CloudWatch Embedded Metric Format:
-    /// requests, deleted, refused (any 4xx), internal-error and rate-limited
-    /// counts and the duration, with no dimension: six custom metrics in
-    /// all, whatever the outcomes. The outcome itself is a log field (Logs Insights counts it
-    /// per outcome at no metric cost); a dimension would make each outcome
-    /// that occurs six more metrics.
+    /// The request's fields and its [`REQUEST_METRICS`], in EMF.
     pub fn document(&self, now: SystemTime) -> Value {
-        let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let duration_ms = self.duration.as_secs_f64() * 1000.0;
-        json!({
-            "level": "INFO",
+        let mut doc = json!({
             "message": "request",
             "request_id": self.request_id,
             "outcome": self.outcome,
             "status": self.status,
             "duration_ms": duration_ms,
-            "_aws": {
-                "Timestamp": millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [[]],
-                    "Metrics": [
-                        { "Name": "Requests", "Unit": "Count" },
-                        { "Name": "Deleted", "Unit": "Count" },
-                        { "Name": "Refused", "Unit": "Count" },
-                        { "Name": "InternalErrors", "Unit": "Count" },
-                        { "Name": "RateLimited", "Unit": "Count" },
-                        { "Name": "Duration", "Unit": "Milliseconds" }
-                    ]
-                }]
-            },
+            "_aws": emf(&REQUEST_METRICS, now),
             "Requests": 1,
             "Deleted": u8::from(self.status == 200),
             "Refused": u8::from((400..500).contains(&self.status)),
             "InternalErrors": u8::from(self.status >= 500),
             "RateLimited": u8::from(self.status == 429),
             "Duration": duration_ms,
+        });
+        if let Some(cause) = self.cause {
+            doc["cause"] = cause.as_str().into();
+        }
+        doc
+    }
+}
+
+/// A refresh of the identity provider's keys failed: one record, with the
+/// [`KEY_REFRESH_METRICS`] the stale-keys alarm reads.
+pub struct KeyRefreshFailure<'a> {
+    pub error: &'a str,
+    /// The provider's configuration disagrees with the settings: no retry
+    /// mends it.
+    pub configuration: bool,
+    /// How far past its lifetime the key set still served is: JWTs fail at
+    /// 24 h (with no set at all, they already do).
+    pub stale_for: Duration,
+}
+
+impl KeyRefreshFailure<'_> {
+    pub fn log(&self) {
+        let (warn, error) = (3, 4);
+        record(if self.configuration { error } else { warn }, self.document(SystemTime::now()));
+    }
+
+    pub fn document(&self, now: SystemTime) -> Value {
+        json!({
+            "message": "refreshing the identity provider's keys failed",
+            "error": self.error,
+            "_aws": emf(&KEY_REFRESH_METRICS, now),
+            "KeyRefreshFailures": 1,
+            "KeysStale": self.stale_for.as_secs(),
         })
     }
 }
@@ -173,7 +283,7 @@ impl RequestSummary<'_> {
 #[derive(Debug, Clone, Copy)]
 pub enum AuditResult {
     Deleted,
-    /// DynamoDB may have applied it; no answer said so (spec §7).
+    /// The table may have applied it; no answer said so (spec §7).
     Unknown,
 }
 
@@ -192,25 +302,54 @@ pub struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     pub fn log(&self) {
+        record(2, self.document());
+    }
+
+    pub fn document(&self) -> Value {
         let (result, message) = match self.result {
             AuditResult::Deleted => ("deleted", "personal access token deleted"),
             AuditResult::Unknown => ("unknown", "personal access token delete attempted; outcome unknown"),
         };
-        tracing::info!(
-            audit = true,
-            activity = 42,
-            activity_code = "personal.access.token.delete",
-            result,
-            initiator_id = %self.initiator_id,
-            target_id = %self.target_id,
-            account_id = %self.account_id,
-            token_id = %self.token_id,
-            meta.name = self.token_name,
-            meta.is_service_user = self.is_service_user,
-            meta.user_name = self.user_name,
-            "{message}"
-        );
+        json!({
+            "message": message,
+            "audit": true,
+            "activity": 42,
+            "activity_code": "personal.access.token.delete",
+            "result": result,
+            "initiator_id": self.initiator_id.as_str(),
+            "target_id": self.target_id.as_str(),
+            "account_id": self.account_id.as_str(),
+            "token_id": self.token_id.as_str(),
+            "meta.name": self.token_name,
+            "meta.is_service_user": self.is_service_user,
+            "meta.user_name": self.user_name,
+        })
     }
+}
+
+/// Records as a test sees them: every record written while `run` runs on
+/// this thread, parsed.
+#[cfg(test)]
+pub(crate) async fn records_of<F: std::future::Future>(run: F) -> (F::Output, Vec<Value>) {
+    use std::sync::{Arc, Mutex};
+
+    struct Collect(Arc<Mutex<Vec<Value>>>);
+    impl<S: tracing::Subscriber> Layer<S> for Collect {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if event.metadata().target() == RECORD_TARGET {
+                let line = serde_json::from_str(&message_of(event)).expect("a record is one JSON object");
+                self.0.lock().unwrap().push(line);
+            }
+        }
+    }
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Collect(lines.clone()));
+    let output = {
+        let _default = tracing::subscriber::set_default(subscriber);
+        run.await
+    };
+    let lines = lines.lock().unwrap().clone();
+    (output, lines)
 }
 
 #[cfg(test)]
@@ -219,26 +358,75 @@ mod tests {
 
     #[test]
     fn emf_declares_every_metric_it_sets() {
-        let summary =
-            RequestSummary { request_id: "r1", outcome: "deleted", status: 200, duration: Duration::from_millis(7) };
-        let emf = summary.document(UNIX_EPOCH + Duration::from_secs(1));
-        assert_eq!(emf["_aws"]["Timestamp"], 1000);
-        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRICS_NAMESPACE);
-        for metric in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
-            let name = metric["Name"].as_str().unwrap();
-            assert!(emf[name].is_number(), "{name} declared but not set");
+        let summary = RequestSummary {
+            request_id: "r1",
+            outcome: "deleted",
+            status: 200,
+            cause: None,
+            duration: Duration::from_millis(7),
+        };
+        let failure = KeyRefreshFailure { error: "down", configuration: false, stale_for: Duration::from_secs(90) };
+        let at = UNIX_EPOCH + Duration::from_secs(1);
+        for (doc, metrics) in
+            [(summary.document(at), &REQUEST_METRICS[..]), (failure.document(at), &KEY_REFRESH_METRICS[..])]
+        {
+            assert_eq!(doc["_aws"]["Timestamp"], 1000);
+            let declared = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(declared["Namespace"], METRICS_NAMESPACE);
+            assert_eq!(declared["Dimensions"], json!([[]]), "no dimension");
+            let names: Vec<&str> =
+                declared["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+            assert_eq!(names, metrics.iter().map(|m| m.name).collect::<Vec<_>>());
+            for name in names {
+                assert!(doc[name].is_number(), "{name} declared but not set");
+            }
         }
-        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]), "no dimension");
+        let doc = summary.document(at);
         assert_eq!(
-            (emf["Deleted"].as_u64(), emf["Refused"].as_u64(), emf["InternalErrors"].as_u64()),
+            (doc["Deleted"].as_u64(), doc["Refused"].as_u64(), doc["InternalErrors"].as_u64()),
             (Some(1), Some(0), Some(0))
         );
-        assert_eq!(emf["Duration"], 7.0);
-        assert_eq!((emf["message"].as_str(), emf["request_id"].as_str()), (Some("request"), Some("r1")));
+        assert_eq!(doc["Duration"], 7.0);
+        assert_eq!((doc["message"].as_str(), doc["request_id"].as_str()), (Some("request"), Some("r1")));
         assert_eq!(
-            (emf["outcome"].as_str(), emf["status"].as_u64(), emf["duration_ms"].as_f64()),
+            (doc["outcome"].as_str(), doc["status"].as_u64(), doc["duration_ms"].as_f64()),
             (Some("deleted"), Some(200), Some(7.0))
         );
+        assert!(doc.get("cause").is_none());
+        assert_eq!(failure.document(at)["KeysStale"], 90);
+    }
+
+    #[test]
+    fn emf_counts_refusals_and_errors_and_names_the_cause_of_a_500() {
+        let at = |status, cause| {
+            RequestSummary { request_id: "r", outcome: "x", status, cause, duration: Duration::ZERO }
+                .document(UNIX_EPOCH)
+        };
+        assert_eq!((at(403, None)["Refused"].as_u64(), at(403, None)["Deleted"].as_u64()), (Some(1), Some(0)));
+        let error = at(500, Some(Cause::Keys));
+        assert_eq!((error["InternalErrors"].as_u64(), error["cause"].as_str()), (Some(1), Some("keys")));
+        assert_eq!((at(429, None)["RateLimited"].as_u64(), at(429, None)["Refused"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(at(403, None)["RateLimited"].as_u64(), Some(0));
+    }
+
+    #[test]
+    fn records_carry_a_level_lambda_keeps() {
+        let floor = |json, level: Option<&str>| {
+            LAMBDA_LEVELS[record_floor(&LogSettings { json, lambda_level: level.map(str::to_owned), rust_log: None })]
+        };
+        assert_eq!(floor(true, None), "INFO");
+        for (asked, kept) in [
+            ("TRACE", "INFO"),
+            ("debug", "INFO"),
+            ("INFO", "INFO"),
+            ("WARN", "WARN"),
+            ("error", "ERROR"),
+            ("FATAL", "FATAL"),
+        ] {
+            assert_eq!(floor(true, Some(asked)), kept, "{asked}");
+            assert_eq!(floor(false, Some(asked)), "INFO", "text lines are never filtered by Lambda: {asked}");
+        }
+        assert_eq!(floor(true, Some("LOUD")), "INFO", "a level Lambda does not have");
     }
 
     #[test]
@@ -283,16 +471,5 @@ mod tests {
                 assert!(log_filter(wanted).would_enable(target, &Level::INFO), "{wanted}: {target} at INFO");
             }
         }
-    }
-
-    #[test]
-    fn emf_counts_refusals_and_errors() {
-        let at = |status| {
-            RequestSummary { request_id: "r", outcome: "x", status, duration: Duration::ZERO }.document(UNIX_EPOCH)
-        };
-        assert_eq!((at(403)["Refused"].as_u64(), at(403)["Deleted"].as_u64()), (Some(1), Some(0)));
-        assert_eq!(at(500)["InternalErrors"].as_u64(), Some(1));
-        assert_eq!((at(429)["RateLimited"].as_u64(), at(429)["Refused"].as_u64()), (Some(1), Some(1)));
-        assert_eq!(at(403)["RateLimited"].as_u64(), Some(0));
     }
 }

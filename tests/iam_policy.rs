@@ -7,11 +7,12 @@
 //!
 //! `make test` runs it after every other test; on its own it has no log.
 
-mod common;
+#[path = "common/calls.rs"]
+mod calls;
 
 use std::collections::BTreeSet;
 
-use common::calls::RecordedCall;
+use calls::RecordedCall;
 use serde_norway::Value;
 
 /// One statement of the function's policy, as far as the check needs it.
@@ -140,10 +141,27 @@ fn the_check_refuses_a_write_outside_the_policy() {
         index: None,
         attributes: attributes.iter().map(|a| a.to_string()).collect(),
         return_values: "NONE".into(),
+        source: None,
     };
     let mint = call("UpdateItem", &["userId", "tokenId", "hashedToken"]);
     assert!(!statements.iter().any(|s| allows(s, &mint)), "rewriting hashedToken is refused");
     let problems = mismatches(&statements, &BTreeSet::from([mint, call("PutItem", &["userId", "tokenId"])]));
     assert!(problems.iter().any(|p| p.contains("refused by the policy") && p.contains("hashedToken")), "{problems:#?}");
     assert!(problems.iter().any(|p| p.contains("dynamodb:Query is allowed and never used")), "{problems:#?}");
+}
+
+/// The recorder reads a request as IAM does: every attribute it names, in
+/// its key and its expressions, and the partition key it touches.
+#[test]
+fn a_request_is_recorded_as_iam_reads_it() {
+    let body = br##"{"TableName":"keys-1","Key":{"source":{"S":"jwks https://idp.example/keys"}},
+        "UpdateExpression":"SET #a = :v","ExpressionAttributeNames":{"#a":"keySet"},"ReturnValues":"ALL_OLD"}"##;
+    let call = RecordedCall::of("UpdateItem", body).unwrap();
+    assert_eq!(call.table, "keys-1");
+    assert_eq!(call.attributes, BTreeSet::from(["keySet".to_owned(), "source".to_owned()]));
+    assert_eq!(
+        (call.return_values.as_str(), call.source.as_deref()),
+        ("ALL_OLD", Some("jwks https://idp.example/keys"))
+    );
+    assert_eq!(RecordedCall::of("GetItem", b"not json"), None);
 }

@@ -15,6 +15,8 @@
 //! `BENCH_PROVIDER_RTT_MS` (default 20) change the runs and the round
 //! trips; `BENCH_FUNCTION_BIN` measures another build.
 
+// The test kit, of which the bench uses a part.
+#[allow(dead_code, unused_imports)]
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod cpu_share;
@@ -129,6 +131,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// A process's CPU time so far (nanosecond resolution, from the
+/// scheduler), all its threads together.
+fn cpu_time(pid: u32) -> Duration {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -139,12 +153,13 @@ fn target_dir() -> PathBuf {
 /// then given the setting's CPU share.
 async fn start(subject: &Subject, setting: &Setting) -> (RuntimeApi, Function, Duration) {
     let runtime = RuntimeApi::start().await;
+    let spawned = Instant::now();
     let function = Function::spawn(&subject.binary, &runtime, &subject.env(setting));
     let ready = runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
     if let Some(share) = &setting.share {
         share.admit(function.pid());
     }
-    let init = ready - function.spawned;
+    let init = ready - spawned;
     (runtime, function, init)
 }
 
@@ -187,16 +202,16 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
     for _ in 0..blocks {
         for (subject, (runtime, function, latencies, cpu)) in subjects.iter().zip(&mut instances) {
             invoke_ok(runtime, function, &subject.event()).await;
-            let cpu_before = function.cpu_time();
+            let cpu_before = cpu_time(function.pid());
             for _ in 0..PER_BLOCK {
                 latencies.push(invoke_ok(runtime, function, &subject.event()).await);
             }
-            cpu.push((function.cpu_time() - cpu_before) / PER_BLOCK as u32);
+            cpu.push((cpu_time(function.pid()) - cpu_before) / PER_BLOCK as u32);
         }
     }
     let mut measured = Vec::new();
     for (_, function, mut latencies, cpu) in instances {
-        let rss_kib = function.peak_rss_kib();
+        let rss_kib = function.memory_kib("VmHWM:");
         function.stop().await;
         let gb = match setting.condition {
             Condition::Lambda(mb) => mb as f64 / 1024.0,

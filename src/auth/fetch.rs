@@ -1,13 +1,14 @@
 //! Fetching the identity provider's documents (its OpenID configuration
 //! and its key set, spec §6): `https://` only (plain `http://` to a
 //! loopback host), no redirect to another origin, at most 1 MiB in at
-//! most 3 s.
+//! most 3 s, or the time the request has left.
 
 use std::time::Duration;
 
 use reqwest::redirect::{Attempt, Policy};
 
 use crate::config::KeyUrl;
+use crate::deadline::{Deadline, TooLate};
 
 const MAX_BYTES: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,6 +25,10 @@ pub struct Fetched {
 pub enum FetchError {
     #[error("the document is larger than 1 MiB")]
     TooLarge,
+    #[error(transparent)]
+    NotSent(#[from] TooLate),
+    #[error("no whole answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
     #[error("{0}")]
     Http(String),
 }
@@ -35,17 +40,24 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new() -> Result<Self, FetchError> {
         let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
             .redirect(Policy::custom(same_origin_redirects))
             .build()
             .map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher { http })
     }
 
-    pub async fn get(&self, url: &KeyUrl) -> Result<Fetched, FetchError> {
-        let fail = |e: reqwest::Error| FetchError::Http(e.without_url().to_string());
-        let mut response =
-            self.http.get(url.as_url().clone()).send().await.map_err(fail)?.error_for_status().map_err(fail)?;
+    /// `url`'s document, within `deadline`.
+    pub async fn get(&self, url: &KeyUrl, deadline: &Deadline) -> Result<Fetched, FetchError> {
+        let budget = deadline.budget(TIMEOUT)?;
+        let fail = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FetchError::TimedOut(budget)
+            } else {
+                FetchError::Http(e.without_url().to_string())
+            }
+        };
+        let request = self.http.get(url.as_url().clone()).timeout(budget);
+        let mut response = request.send().await.map_err(fail)?.error_for_status().map_err(fail)?;
         let max_age =
             response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
         let mut body = Vec::new();

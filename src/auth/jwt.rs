@@ -10,8 +10,9 @@ use jsonwebtoken::{decode, decode_header, get_current_timestamp, Algorithm, Vali
 use serde_json::Value;
 
 use crate::auth::keys::{JwksError, SUPPORTED};
-use crate::auth::provider_keys::{Keys, SharedKeyCache};
+use crate::auth::provider_keys::{Keys, KeysUnavailable, SharedKeyCache};
 use crate::config::{AllowedGroups, AuthConfig};
+use crate::deadline::Deadline;
 use crate::ids::UserId;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -29,8 +30,8 @@ pub struct JwtVerifier {
 pub enum JwtError {
     #[error("token invalid")]
     Invalid,
-    #[error("no signing keys are available")]
-    KeysUnavailable,
+    #[error("no usable signing keys: {0}")]
+    KeysUnavailable(#[from] KeysUnavailable),
 }
 
 impl JwtVerifier {
@@ -66,13 +67,14 @@ impl JwtVerifier {
         &self.keys
     }
 
-    /// The caller's user id, if `token` is valid.
-    pub async fn verify(&self, token: &str) -> Result<UserId, JwtError> {
+    /// The caller's user id, if `token` is valid; keys are fetched, when
+    /// they must be, within `deadline`.
+    pub async fn verify(&self, token: &str, deadline: &Deadline) -> Result<UserId, JwtError> {
         // An algorithm outside the supported list (HS*, `none`, EdDSA) fails here.
         let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
         let validation =
             self.validations.iter().find(|(alg, _)| *alg == header.alg).map(|(_, v)| v).ok_or(JwtError::Invalid)?;
-        let keys = self.keys.current(header.kid.as_deref()).await.ok_or(JwtError::KeysUnavailable)?;
+        let keys = self.keys.current(header.kid.as_deref(), deadline).await?;
         let claims = keys
             .candidates(header.kid.as_deref(), header.alg)
             .find_map(|key| decode::<HashMap<String, Value>>(token, key, validation).ok())

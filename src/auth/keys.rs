@@ -35,8 +35,10 @@ pub enum JwksError {
     Json(#[from] serde_json::Error),
     #[error("the JWKS holds no usable signing key (RSA, or EC on P-256/P-384)")]
     NoUsableKey,
-    #[error("fetching failed: {0}")]
-    Fetch(#[from] FetchError),
+    #[error("fetching {0} failed: {1}")]
+    Fetch(&'static str, FetchError),
+    #[error("the HTTP client for the identity provider could not be built: {0}")]
+    HttpClient(FetchError),
     #[error("the OpenID configuration is unusable: {0}")]
     Discovery(String),
     #[error("the OpenID configuration's issuer {found:?} is not AUTH_ISSUER {expected:?}")]

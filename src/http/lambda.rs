@@ -17,9 +17,10 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::deadline::Deadline;
+use crate::domain::store::Store;
 use crate::http::response::to_lambda_json;
 use crate::http::route::{route, Route};
-use crate::outcome::Outcome;
+use crate::outcome::{Cause, Outcome, BODY_TOO_LARGE, INVALID_REQUEST};
 use crate::telemetry::RequestSummary;
 
 /// Longer paths cannot be this route, nor (percent-encoded) a URI.
@@ -32,7 +33,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 const LAST_RESORT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Runs the Lambda runtime loop until the process ends.
-pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
+pub async fn run<S: Store>(app: Arc<App<S>>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = app.clone();
         async move { Ok::<Value, Infallible>(answer_event(app, &event.payload, event.context).await) }
@@ -41,7 +42,7 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 }
 
 /// One raw event to the JSON response Lambda returns to its caller.
-pub async fn answer_event(app: Arc<App>, payload: &RawValue, context: Context) -> Value {
+pub async fn answer_event<S: Store>(app: Arc<App<S>>, payload: &RawValue, context: Context) -> Value {
     let serve = move |req, deadline| {
         let app = app.clone();
         async move { serve(&app, &req, deadline).await }
@@ -50,7 +51,7 @@ pub async fn answer_event(app: Arc<App>, payload: &RawValue, context: Context) -
 }
 
 /// How `req` ends: its route, then the app's delete within `deadline`.
-async fn serve(app: &App, req: &Request, deadline: Deadline) -> Outcome {
+async fn serve<S: Store>(app: &App<S>, req: &Request, deadline: Deadline) -> Outcome {
     let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
     match route(req.method(), req.raw_http_path(), params) {
         Err(not_routed) => not_routed.into(),
@@ -89,14 +90,18 @@ where
     let answered = AssertUnwindSafe(adapter.call(LambdaEvent::new(request, context))).catch_unwind().await;
     match answered.map(|Ok(response)| serde_json::to_value(response)) {
         Ok(Ok(json)) => json,
-        _ => to_lambda_json(finish(Outcome::Internal, &request_id, started)),
+        _ => to_lambda_json(finish(Outcome::Internal(Cause::Panic), &request_id, started)),
     }
 }
 
 /// The response to `outcome`, and the request's one log line.
 fn finish(outcome: Outcome, request_id: &str, started: Instant) -> lambda_http::Response<lambda_http::Body> {
     let (status, name, _) = outcome.row();
-    RequestSummary { request_id, outcome: name, status: status.as_u16(), duration: started.elapsed() }.log();
+    let cause = match outcome {
+        Outcome::Internal(cause) => Some(cause),
+        _ => None,
+    };
+    RequestSummary { request_id, outcome: name, status: status.as_u16(), cause, duration: started.elapsed() }.log();
     outcome.into_response(request_id)
 }
 
@@ -106,7 +111,7 @@ async fn last_resort(answer: impl Future<Output = Outcome>, deadline: &Deadline)
     let limit = left + crate::deadline::ANSWER_MARGIN - LAST_RESORT_MARGIN;
     tokio::time::timeout(limit, answer).await.unwrap_or_else(|_| {
         tracing::error!("no answer before the Lambda deadline");
-        Outcome::Internal
+        Outcome::Internal(Cause::Deadline)
     })
 }
 
@@ -117,7 +122,7 @@ async fn last_resort(answer: impl Future<Output = Outcome>, deadline: &Deadline)
 /// and the body's size, so the rest is dropped and the path bounded.
 fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
     let mut request =
-        serde_json::from_str::<LambdaRequest>(payload.get()).map_err(|_| Outcome::BadRequest("invalid request"))?;
+        serde_json::from_str::<LambdaRequest>(payload.get()).map_err(|_| Outcome::BadRequest(INVALID_REQUEST))?;
     let (path, body) = match &mut request {
         LambdaRequest::ApiGatewayV1(r) => {
             r.headers.remove(HOST);
@@ -136,15 +141,15 @@ fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
             r.multi_value_headers.remove(HOST);
             (r.path.as_deref(), &mut r.body)
         }
-        _ => return Err(Outcome::BadRequest("invalid request")),
+        _ => return Err(Outcome::BadRequest(INVALID_REQUEST)),
     };
     match path {
-        Some(path) if path.len() > MAX_PATH_BYTES => return Err(Outcome::BadRequest("invalid request")),
+        Some(path) if path.len() > MAX_PATH_BYTES => return Err(Outcome::BadRequest(INVALID_REQUEST)),
         Some(path) if path.starts_with('/') => {}
         _ => return Err(Outcome::RouteNotFound),
     }
     if body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
-        return Err(Outcome::BadRequest("request body too large"));
+        return Err(Outcome::BadRequest(BODY_TOO_LARGE));
     }
     *body = None;
     Ok(request)

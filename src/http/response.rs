@@ -9,9 +9,9 @@ use lambda_http::http::{header, HeaderValue, Response, StatusCode};
 use lambda_http::Body;
 use serde_json::Value;
 
+use crate::domain::policy::Refusal;
 use crate::http::route::RouteError;
 use crate::outcome::Outcome;
-use crate::policy::Refusal;
 
 impl Outcome {
     /// The table: status, the outcome's stable name (the `outcome` field of
@@ -54,7 +54,7 @@ impl Outcome {
                 (S::NOT_FOUND, "token_not_found", format!("pat: {token_id} not found").into())
             }
             Outcome::TooManyRequests => fixed(S::TOO_MANY_REQUESTS, "rate_limited", "too many requests"),
-            Outcome::Internal => fixed(S::INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
+            Outcome::Internal(_) => fixed(S::INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
         }
     }
 
@@ -150,7 +150,7 @@ mod tests {
             (refused(Refusal::AdminRequired), 403, "admin role required to perform this action"),
             (Outcome::TokenNotFound("tok".into()), 404, "pat: tok not found"),
             (Outcome::TooManyRequests, 429, "too many requests"),
-            (Outcome::Internal, 500, "internal server error"),
+            (Outcome::Internal(crate::outcome::Cause::Storage), 500, "internal server error"),
             (Outcome::MethodNotAllowed, 405, "method not allowed"),
             (Outcome::RouteNotFound, 404, "not found"),
         ];

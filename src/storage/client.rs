@@ -1,6 +1,6 @@
 //! The DynamoDB client's setup: timeouts and retries (spec §7), TLS
-//! trust, credentials. Region and `AWS_ENDPOINT_URL_DYNAMODB` come from the
-//! environment, as for any SDK client.
+//! trust, credentials. Region, credentials and `AWS_ENDPOINT_URL_DYNAMODB`
+//! come from the environment, as for any SDK client.
 
 use std::time::Duration;
 
@@ -26,15 +26,17 @@ const MAX_ATTEMPTS: u32 = 3;
 /// The roots that sign AWS's own service endpoints (Amazon Trust Services).
 const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");
 
-/// The function's DynamoDB client.
-pub async fn dynamodb_client() -> Client {
-    Client::new(&sdk_config().load().await)
+/// The function's DynamoDB client; `custom_endpoint` is the
+/// `AWS_ENDPOINT_URL_DYNAMODB` the SDK reads too.
+pub async fn dynamodb_client(custom_endpoint: Option<&str>) -> Client {
+    Client::new(&sdk_config(custom_endpoint).load().await)
 }
 
 /// The function's timeouts, standard retries, TLS trust and credentials,
 /// open to further settings (the tests point it at a proxy).
-pub fn sdk_config() -> aws_config::ConfigLoader {
+pub fn sdk_config(custom_endpoint: Option<&str>) -> aws_config::ConfigLoader {
     let timeouts = timeouts(OPERATION_TIMEOUT);
+    // Lambda's own variables, as every SDK client reads them.
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     // Stalled-stream protection guards long transfers; these bodies are a
     // few hundred bytes under a 1 s attempt timeout.
@@ -42,7 +44,7 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .http_client(https_client(env("AWS_ENDPOINT_URL_DYNAMODB").as_deref(), env("AWS_REGION")));
+        .http_client(https_client(custom_endpoint, env("AWS_REGION")));
     // Lambda hands the role's credentials over in the environment: read
     // them there, without building the default chain's STS, SSO and IMDS
     // clients at every cold start. Elsewhere the default chain applies.

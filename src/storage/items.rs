@@ -1,13 +1,15 @@
-//! The tables' rows as DynamoDB items (spec §5). Every attribute name is
-//! spelled here and nowhere else: the store, `devstack` and the tests all
-//! read and write rows through these types.
+//! The domain as DynamoDB items (spec §5): users and tokens as rows, and
+//! the key cache's rows. Every attribute name is spelled here and nowhere
+//! else: the store, `devstack` and the tests all read and write rows
+//! through [`Row`].
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::auth::provider_keys::CachedKeySet;
-use crate::ids::{AccountId, TokenId, UserId};
+use crate::domain::{PersonalAccessToken, Role, User};
+use crate::ids::{TokenId, UserId};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -42,63 +44,20 @@ pub const HASHED_TOKEN_INDEX: &str = "hashedToken-index";
 #[error("the row's `{0}` is missing or not of its type")]
 pub struct MalformedItem(pub &'static str);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Admin,
-    NetworkAdmin,
-    User,
-    Auditor,
-    BillingAdmin,
-    /// Any other text, or none: it grants nothing.
-    Other(String),
-}
-
-impl Role {
-    pub fn parse(role: &str) -> Self {
-        match role {
-            "owner" => Role::Owner,
-            "admin" => Role::Admin,
-            "network_admin" => Role::NetworkAdmin,
-            "user" => Role::User,
-            "auditor" => Role::Auditor,
-            "billing_admin" => Role::BillingAdmin,
-            other => Role::Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::NetworkAdmin => "network_admin",
-            Role::User => "user",
-            Role::Auditor => "auditor",
-            Role::BillingAdmin => "billing_admin",
-            Role::Other(text) => text,
-        }
-    }
+/// A value of the domain stored as one item.
+pub trait Row: Sized {
+    fn from_item(item: &Item) -> Result<Self, MalformedItem>;
+    fn to_item(&self) -> Item;
 }
 
 /// A row of the users table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserItem {
-    pub user_id: UserId,
-    pub account_id: AccountId,
-    pub role: Role,
-    pub is_service_user: bool,
-    pub service_user_name: Option<String>,
-    pub blocked: bool,
-    pub pending_approval: bool,
-}
-
-impl UserItem {
+impl Row for User {
     /// Fails closed: a `blocked` or `pendingApproval` that is present but
     /// not a BOOL counts as set, a `role` that is not a string grants
     /// nothing, an `isServiceUser` that is not a BOOL is not set. Without a
     /// string `userId` and `accountId` the row is unusable.
-    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
-        Ok(UserItem {
+    fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+        Ok(User {
             user_id: required_string_at(item, attr::USER_ID)?.into(),
             account_id: required_string_at(item, attr::ACCOUNT_ID)?.into(),
             role: string_at(item, attr::ROLE).map_or(Role::Other(String::new()), Role::parse),
@@ -109,7 +68,7 @@ impl UserItem {
         })
     }
 
-    pub fn to_item(&self) -> Item {
+    fn to_item(&self) -> Item {
         let mut item = Item::from([
             (attr::USER_ID.into(), string_value(self.user_id.as_str())),
             (attr::ACCOUNT_ID.into(), string_value(self.account_id.as_str())),
@@ -126,26 +85,9 @@ impl UserItem {
 }
 
 /// A row of the tokens table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenItem {
-    pub user_id: UserId,
-    pub token_id: TokenId,
-    pub account_id: AccountId,
-    pub name: String,
-    /// `base64_std(sha256(token))`.
-    pub hashed_token: String,
-    /// `None` when absent or not a number: such a token is refused.
-    pub expires_at: Option<i64>,
-    pub created_at: Option<i64>,
-    pub created_by: Option<UserId>,
-    pub last_used: Option<i64>,
-    /// When the token's request bucket is next full, Unix ms (spec §9).
-    pub rate_limited_until: Option<u64>,
-}
-
-impl TokenItem {
-    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
-        Ok(TokenItem {
+impl Row for PersonalAccessToken {
+    fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+        Ok(PersonalAccessToken {
             user_id: required_string_at(item, attr::USER_ID)?.into(),
             token_id: required_string_at(item, attr::TOKEN_ID)?.into(),
             account_id: required_string_at(item, attr::ACCOUNT_ID)?.into(),
@@ -159,7 +101,7 @@ impl TokenItem {
         })
     }
 
-    pub fn to_item(&self) -> Item {
+    fn to_item(&self) -> Item {
         let mut item = Item::from([
             (attr::USER_ID.into(), string_value(self.user_id.as_str())),
             (attr::TOKEN_ID.into(), string_value(self.token_id.as_str())),
@@ -185,11 +127,6 @@ impl TokenItem {
         }
         item
     }
-
-    /// Usable at `now`: expiry present and in the future.
-    pub fn is_live(&self, now: i64) -> bool {
-        self.expires_at.is_some_and(|expires| expires > now)
-    }
 }
 
 /// A row of the key cache table: the identity provider's key set as one
@@ -200,8 +137,8 @@ pub struct KeyCacheItem {
     pub entry: CachedKeySet,
 }
 
-impl KeyCacheItem {
-    pub fn from_item(item: &Item) -> Result<Self, MalformedItem> {
+impl Row for KeyCacheItem {
+    fn from_item(item: &Item) -> Result<Self, MalformedItem> {
         let number = |name| number_at(item, name).and_then(|n| u64::try_from(n).ok()).ok_or(MalformedItem(name));
         Ok(KeyCacheItem {
             source: required_string_at(item, attr::SOURCE)?.to_owned(),
@@ -213,7 +150,7 @@ impl KeyCacheItem {
         })
     }
 
-    pub fn to_item(&self) -> Item {
+    fn to_item(&self) -> Item {
         Item::from([
             (attr::SOURCE.into(), string_value(&self.source)),
             (attr::KEY_SET.into(), string_value(&self.entry.document)),
@@ -284,7 +221,7 @@ mod tests {
 
     #[test]
     fn users_default_to_least_privilege() {
-        let user = UserItem::from_item(&user_row(&[])).unwrap();
+        let user = User::from_item(&user_row(&[])).unwrap();
         assert_eq!(user.role, Role::Other(String::new()));
         assert!(!user.is_service_user && !user.blocked && !user.pending_approval);
     }
@@ -300,7 +237,7 @@ mod tests {
                 (attr::IS_SERVICE_USER, odd.clone()),
                 (attr::ROLE, odd.clone()),
             ]);
-            let user = UserItem::from_item(&row).unwrap();
+            let user = User::from_item(&row).unwrap();
             assert!(user.blocked && user.pending_approval, "{odd:?}");
             assert!(!user.is_service_user, "{odd:?}");
             assert!(matches!(user.role, Role::Other(_)), "{odd:?}");
@@ -311,15 +248,15 @@ mod tests {
     fn rows_without_string_ids_are_malformed() {
         let mut row = user_row(&[]);
         row.insert(attr::ACCOUNT_ID.into(), AttributeValue::N("7".into()));
-        assert_eq!(UserItem::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
+        assert_eq!(User::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
         row.remove(attr::ACCOUNT_ID);
-        assert_eq!(UserItem::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
-        assert_eq!(UserItem::from_item(&Item::new()), Err(MalformedItem(attr::USER_ID)));
+        assert_eq!(User::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
+        assert_eq!(User::from_item(&Item::new()), Err(MalformedItem(attr::USER_ID)));
     }
 
     #[test]
     fn items_round_trip() {
-        let user = UserItem {
+        let user = User {
             user_id: "u".into(),
             account_id: "a".into(),
             role: Role::parse("mystery"),
@@ -328,8 +265,8 @@ mod tests {
             blocked: false,
             pending_approval: true,
         };
-        assert_eq!(UserItem::from_item(&user.to_item()), Ok(user));
-        let token = TokenItem {
+        assert_eq!(User::from_item(&user.to_item()), Ok(user));
+        let token = PersonalAccessToken {
             user_id: "u".into(),
             token_id: "t".into(),
             account_id: "a".into(),
@@ -341,7 +278,7 @@ mod tests {
             last_used: None,
             rate_limited_until: Some(1_700_000_000_123),
         };
-        assert_eq!(TokenItem::from_item(&token.to_item()), Ok(token));
+        assert_eq!(PersonalAccessToken::from_item(&token.to_item()), Ok(token));
         let cached = KeyCacheItem {
             source: "jwks https://idp.example/keys".into(),
             entry: CachedKeySet {
@@ -379,14 +316,11 @@ mod tests {
             if let Some(value) = expires {
                 row.insert(attr::EXPIRES_AT.into(), value);
             }
-            TokenItem::from_item(&row).unwrap()
+            PersonalAccessToken::from_item(&row).unwrap()
         };
         assert_eq!(token(None).expires_at, None);
         assert_eq!(token(Some(AttributeValue::N("1700000000".into()))).expires_at, Some(1_700_000_000));
         assert_eq!(token(Some(AttributeValue::N("1.7e9".into()))).expires_at, Some(1_700_000_000));
         assert_eq!(token(Some(string_value("1700000000"))).expires_at, None);
-        assert!(!token(None).is_live(0));
-        assert!(token(Some(AttributeValue::N("10".into()))).is_live(9));
-        assert!(!token(Some(AttributeValue::N("10".into()))).is_live(10));
     }
 }

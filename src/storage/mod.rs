@@ -1,6 +1,8 @@
-//! DynamoDB: the SDK client, the rows as items, and the store, the only
-//! code that makes calls.
+//! DynamoDB: the SDK client, the domain as items, and the store, the only
+//! code that makes calls; and the same store in memory, for tests.
 
 pub mod client;
+pub mod dynamo;
 pub mod items;
-pub mod store;
+#[cfg(any(test, feature = "devstack"))]
+pub mod memory;

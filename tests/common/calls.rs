@@ -1,10 +1,9 @@
-//! The DynamoDB calls the function makes, as IAM sees them: when
-//! `CALL_LOG` names a file (make test sets it), every call that passes a
-//! test proxy is appended to it, one JSON line each, for
-//! `tests/iam_policy.rs` to check against the template's policy.
+//! The DynamoDB calls the function makes, as IAM sees them: the test
+//! proxies (`faults`) append each to `CALL_LOG` when it names a file (make
+//! test sets it), for `tests/iam_policy.rs` to check against the template's
+//! policy.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +19,9 @@ pub struct RecordedCall {
     pub attributes: BTreeSet<String>,
     /// `ReturnValues`, `NONE` when not given (`dynamodb:ReturnValues`).
     pub return_values: String,
+    /// The key cache's partition key (`source`) of the item the request
+    /// reads or writes, if any (`dynamodb:LeadingKeys`).
+    pub source: Option<String>,
 }
 
 impl RecordedCall {
@@ -38,17 +40,7 @@ impl RecordedCall {
             index: request["IndexName"].as_str().map(str::to_owned),
             attributes,
             return_values: request["ReturnValues"].as_str().unwrap_or("NONE").to_owned(),
+            source: ["Key", "Item"].iter().find_map(|field| request[field]["source"]["S"].as_str()).map(str::to_owned),
         })
     }
-}
-
-/// Appends the call in `body` to `CALL_LOG`, if set.
-pub fn record(operation: &str, body: &[u8]) {
-    let Ok(path) = std::env::var("CALL_LOG") else { return };
-    let Some(call) = RecordedCall::of(operation, body) else { return };
-    let mut line = serde_json::to_string(&call).unwrap();
-    line.push('\n');
-    // One write per line, in append mode: lines of concurrent tests never mix.
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
-    file.write_all(line.as_bytes()).unwrap();
 }

@@ -2,13 +2,14 @@
 //! it forwards requests, or for the chosen operation answers with a
 //! throttle, a 500, silence, or a reset connection, once or every time.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
-
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::calls::RecordedCall;
 use super::http1::{header, read_message, to_bytes};
 
 /// One request the proxy saw: the operation, and when it came and went.
@@ -160,7 +161,7 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
         let Some((head, body)) = read_message(&mut client).await else { return };
         let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
         if let Some(operation) = &operation {
-            super::calls::record(operation, &body);
+            record(operation, &body);
         }
         let held = gate.lock().unwrap().clone().filter(|g| operation.as_deref() == Some(g.operation));
         if let Some(gate) = held {
@@ -242,4 +243,15 @@ async fn hold_open(mut client: TcpStream) {
             return;
         }
     }
+}
+
+/// Appends the call in `body` to `CALL_LOG`, if set.
+fn record(operation: &str, body: &[u8]) {
+    let Ok(path) = std::env::var("CALL_LOG") else { return };
+    let Some(call) = RecordedCall::of(operation, body) else { return };
+    let mut line = serde_json::to_string(&call).unwrap();
+    line.push('\n');
+    // One write per line, in append mode: lines of concurrent tests never mix.
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    file.write_all(line.as_bytes()).unwrap();
 }

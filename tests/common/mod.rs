@@ -1,9 +1,6 @@
 //! A real stack for the tests: DynamoDB Local (started by
 //! `scripts/with-dynamodb-local`), tables created from template.yaml by
 //! `devstack`, and the real handler fed real event JSON.
-// Each test binary uses part of these helpers; `cargo build --tests` without
-// this allow lists, per binary, the ones it does not (none is unused by all).
-#![allow(dead_code)]
 
 pub mod calls;
 pub mod faults;
@@ -19,16 +16,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::app::App;
+use netbird_delete_token::auth::pat;
 pub use netbird_delete_token::clock::{unix_millis as now_ms, unix_seconds as now};
 use netbird_delete_token::config::{AuthConfig, Config, KeySource};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
+pub use netbird_delete_token::domain::{PersonalAccessToken, Role, User};
 use netbird_delete_token::http::lambda::answer_event;
-// Re-exported for the tests; each uses some of them.
-#[allow(unused_imports)]
-pub use netbird_delete_token::storage::items::{attr, token_key, user_key, Role, TokenItem, UserItem};
-
-use netbird_delete_token::auth::pat;
 use netbird_delete_token::storage::client as sdk;
+use netbird_delete_token::storage::dynamo::DynamoStore;
+pub use netbird_delete_token::storage::items::{attr, token_key, user_key, Row};
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -87,7 +83,7 @@ pub struct Stack {
     pub client: Client,
     pub config: Config,
     pub keys: Keys,
-    pub app: Arc<App>,
+    pub app: Arc<App<DynamoStore>>,
 }
 
 pub struct Answer {
@@ -143,8 +139,9 @@ impl Stack {
         vars.extend(settings.iter().cloned());
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-        let function_client = Client::new(&sdk::sdk_config().endpoint_url(function_endpoint).load().await);
-        let app = Arc::new(App::new(&config, function_client).unwrap());
+        let function_client = Client::new(&sdk::sdk_config(None).endpoint_url(function_endpoint).load().await);
+        let store = Arc::new(DynamoStore::new(function_client, &config));
+        let app = Arc::new(App::new(&config, store.clone(), store.key_cache()).unwrap());
         Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, app }
     }
 
@@ -176,15 +173,14 @@ impl Stack {
     }
 
     pub async fn service_user(&self, id: &str, account: &str, name: &str) {
-        let row =
-            UserItem { is_service_user: true, service_user_name: Some(name.into()), ..user_row(id, account, "user") };
+        let row = User { is_service_user: true, service_user_name: Some(name.into()), ..user_row(id, account, "user") };
         self.client.put_item().table_name(&self.config.users_table).set_item(Some(row.to_item())).send().await.unwrap();
     }
 
     /// A token row for `user` in `account`; returns its plain PAT.
     pub async fn token(&self, user: &str, token_id: &str, account: &str, expires_at: Option<i64>) -> String {
         let plain = pat::generate().unwrap();
-        let item = TokenItem {
+        let item = PersonalAccessToken {
             user_id: user.into(),
             token_id: token_id.into(),
             account_id: account.into(),
@@ -212,14 +208,14 @@ impl Stack {
             self.client.scan().table_name(&self.config.tokens_table).send().await.unwrap().items.unwrap_or_default();
         let mut keys: Vec<_> = items
             .iter()
-            .map(|item| TokenItem::from_item(item).unwrap())
+            .map(|item| PersonalAccessToken::from_item(item).unwrap())
             .map(|t| (t.user_id.to_string(), t.token_id.to_string()))
             .collect();
         keys.sort();
         keys
     }
 
-    pub async fn token_item(&self, user: &str, token_id: &str) -> Option<TokenItem> {
+    pub async fn token_item(&self, user: &str, token_id: &str) -> Option<PersonalAccessToken> {
         let item = self
             .client
             .get_item()
@@ -230,7 +226,7 @@ impl Stack {
             .await
             .unwrap()
             .item?;
-        Some(TokenItem::from_item(&item).unwrap())
+        Some(PersonalAccessToken::from_item(&item).unwrap())
     }
 
     /// Runs `event` through the real entry point, as Lambda would.
@@ -343,8 +339,8 @@ pub fn encode(id: &str) -> String {
 }
 
 /// An active, unblocked user row that is not a service user.
-fn user_row(id: &str, account: &str, role: &str) -> UserItem {
-    UserItem {
+fn user_row(id: &str, account: &str, role: &str) -> User {
+    User {
         user_id: id.into(),
         account_id: account.into(),
         role: Role::parse(role),

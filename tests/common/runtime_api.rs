@@ -129,7 +129,6 @@ pub fn function_binary() -> &'static Path {
 /// A function process bound to a [`RuntimeApi`], its output collected.
 pub struct Function {
     child: Child,
-    pub spawned: Instant,
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -154,7 +153,6 @@ impl Function {
         for (k, v) in env {
             command.env(k, v);
         }
-        let spawned = Instant::now();
         let mut child = command.spawn().expect("the function binary starts");
         let output: Arc<Mutex<Vec<String>>> = Arc::default();
         let stdout = child.stdout.take().unwrap();
@@ -168,36 +166,16 @@ impl Function {
                 }
             });
         }
-        Function { child, spawned, output }
+        Function { child, output }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
 
-    /// CPU time so far (nanosecond resolution, from the scheduler), for
-    /// every thread of the process.
-    pub fn cpu_time(&self) -> Duration {
-        let mut total = 0u64;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap().flatten() {
-            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
-                total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-        Duration::from_nanos(total)
-    }
-
-    /// Peak resident set size, in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
-        self.status_kib("VmHWM:")
-    }
-
-    /// Resident set size now, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        self.status_kib("VmRSS:")
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
+    /// A memory figure of `/proc/<pid>/status`, in KiB: `VmRSS:` (now),
+    /// `VmHWM:` (the peak).
+    pub fn memory_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let value = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
         value.trim().trim_end_matches("kB").trim().parse().unwrap()

@@ -4,7 +4,7 @@
 use netbird_delete_token::auth::pat;
 use netbird_delete_token::devkeys::DevKey;
 
-use netbird_delete_token::storage::items::{Role, UserItem};
+use netbird_delete_token::domain::{Role, User};
 
 use crate::{add_pat, create_tables, mint_jwt, put_user, Env, Result, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 
@@ -24,7 +24,7 @@ pub async fn seed_and_print(env: &Env, key: &DevKey, base_url: &str) -> Result<(
         ("demo-service", "user", Some("ci-bot")),
     ];
     for (id, role, service) in users {
-        let user = UserItem {
+        let user = User {
             user_id: id.into(),
             account_id: ACCOUNT.into(),
             role: Role::parse(role),

@@ -29,8 +29,9 @@ use netbird_delete_token::auth::pat;
 use netbird_delete_token::clock::unix_seconds;
 use netbird_delete_token::config::loopback_url;
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::storage::items::{user_key, Role, TokenItem, UserItem};
-use netbird_delete_token::storage::store::store_error;
+use netbird_delete_token::domain::{PersonalAccessToken, Role, User};
+use netbird_delete_token::storage::dynamo::store_error;
+use netbird_delete_token::storage::items::{user_key, Row};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -60,7 +61,7 @@ async fn run(args: &[String]) -> Result<()> {
             let env = Env::load()?;
             put_user(
                 &env,
-                &UserItem {
+                &User {
                     user_id: flags.required("id")?.into(),
                     account_id: flags.required("account")?.into(),
                     role: Role::parse(&flags.required("role")?),
@@ -163,7 +164,7 @@ pub async fn create_tables(env: &Env, template_path: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn put_user(env: &Env, user: &UserItem) -> Result<()> {
+pub async fn put_user(env: &Env, user: &User) -> Result<()> {
     let item = user.to_item();
     env.client.put_item().table_name(&env.users_table).set_item(Some(item)).send().await.map_err(sdk("PutItem"))?;
     Ok(())
@@ -182,9 +183,9 @@ pub async fn add_pat(env: &Env, user_id: &str, token_id: &str, name: &str, ttl_s
         .map_err(sdk("GetItem"))?
         .item
         .ok_or_else(|| format!("no user {user_id}: add it first with `devstack user`"))?;
-    let user = UserItem::from_item(&row).map_err(|e| format!("user {user_id}: {e}"))?;
+    let user = User::from_item(&row).map_err(|e| format!("user {user_id}: {e}"))?;
     let now = unix_seconds();
-    let item = TokenItem {
+    let item = PersonalAccessToken {
         user_id: user_id.clone(),
         token_id: token_id.into(),
         account_id: user.account_id,

@@ -1,24 +1,30 @@
 //! JWT verification against forged, expired and confused tokens, and the
 //! remote JWKS cache against a local key server.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::idp::{Idp, Reply};
+use crate::common::{auth_config, now, AUDIENCE};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::idp::{Idp, Reply};
-use common::{auth_config, now, AUDIENCE};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
-use netbird_delete_token::auth::provider_keys::{KeyLocation, Keys, ProviderKeys};
+use netbird_delete_token::auth::provider_keys::{Gaps, KeyLocation, Keys, ProviderKeys};
 use netbird_delete_token::config::{AuthConfig, KeySource, KeyUrl};
+use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::ids::UserId;
 use serde_json::{json, Value};
 
+/// Verifies as a request without a deadline would: the clients' own
+/// timeouts bound the key fetches.
+async fn verify(verifier: &JwtVerifier, token: &str) -> Result<UserId, JwtError> {
+    verifier.verify(token, &Deadline::Unknown).await
+}
+
 fn claims() -> Value {
-    common::claims("user-1")
+    crate::common::claims("user-1")
 }
 
 fn with(mut claims: Value, key: &str, value: Value) -> Value {
@@ -55,12 +61,12 @@ fn b64(value: &Value) -> String {
 #[tokio::test]
 async fn valid_tokens_name_their_user() {
     let f = fixture();
-    assert_eq!(f.verifier.verify(&f.es.sign(&claims()).unwrap()).await, Ok("user-1".into()));
-    assert_eq!(f.verifier.verify(&f.rs.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+    assert_eq!(verify(&f.verifier, &f.es.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+    assert_eq!(verify(&f.verifier, &f.rs.sign(&claims()).unwrap()).await, Ok("user-1".into()));
     let listed = with(claims(), "aud", json!(["someone-else", AUDIENCE]));
-    assert_eq!(f.verifier.verify(&f.es.sign(&listed).unwrap()).await, Ok("user-1".into()));
+    assert_eq!(verify(&f.verifier, &f.es.sign(&listed).unwrap()).await, Ok("user-1".into()));
     let no_iat = without(claims(), "iat");
-    assert_eq!(f.verifier.verify(&f.es.sign(&no_iat).unwrap()).await, Ok("user-1".into()));
+    assert_eq!(verify(&f.verifier, &f.es.sign(&no_iat).unwrap()).await, Ok("user-1".into()));
 }
 
 #[tokio::test]
@@ -83,7 +89,7 @@ async fn claims_are_enforced() {
     ];
     for (name, claims) in cases {
         let token = f.es.sign(&claims).unwrap();
-        assert_eq!(f.verifier.verify(&token).await, Err(JwtError::Invalid), "{name}");
+        assert_eq!(verify(&f.verifier, &token).await, Err(JwtError::Invalid), "{name}");
     }
 }
 
@@ -94,8 +100,8 @@ async fn the_user_id_claim_is_configurable() {
     config.user_id_claim = "https://netbird.io/user_id".into();
     let verifier = JwtVerifier::new(&config, None).unwrap();
     let token = es.sign(&with(claims(), "https://netbird.io/user_id", json!("nb-7"))).unwrap();
-    assert_eq!(verifier.verify(&token).await, Ok("nb-7".into()));
-    assert_eq!(verifier.verify(&es.sign(&claims()).unwrap()).await, Err(JwtError::Invalid));
+    assert_eq!(verify(&verifier, &token).await, Ok("nb-7".into()));
+    assert_eq!(verify(&verifier, &es.sign(&claims()).unwrap()).await, Err(JwtError::Invalid));
 }
 
 #[tokio::test]
@@ -142,7 +148,7 @@ async fn forged_tokens_are_refused() {
         ("empty", String::new()),
     ];
     for (name, token) in cases {
-        assert_eq!(f.verifier.verify(&token).await, Err(JwtError::Invalid), "{name}");
+        assert_eq!(verify(&f.verifier, &token).await, Err(JwtError::Invalid), "{name}");
     }
 }
 
@@ -167,15 +173,18 @@ async fn remote_keys_are_fetched_once_and_cached() {
     idp.set("/jwks.json", keys_at(old.jwks_json().unwrap()));
     let url = KeyUrl::parse(&idp.url("/jwks.json")).unwrap();
     let config = config(KeySource::Url(url.clone()));
-    // Long enough that a loaded machine verifies the tokens below within it.
+    // The one test of the refetch gap in real time (unit tests judge it on
+    // times given): long enough that a loaded machine verifies the tokens
+    // below within it.
     let gap = Duration::from_secs(1);
-    let keys = Keys::Provider(Arc::new(ProviderKeys::new(KeyLocation::Jwks(url), None, gap).unwrap()));
+    let gaps = Gaps { refetch: gap, ..Gaps::default() };
+    let keys = Keys::Provider(Arc::new(ProviderKeys::new(KeyLocation::Jwks(url), None, gaps).unwrap()));
     let verifier = JwtVerifier::with_keys(&config, keys);
     // Warm-up starts the fetch in the background; the first token waits for it.
     verifier.keys().warm_up().await;
     let hits = || idp.hits("/jwks.json");
     for _ in 0..5 {
-        assert_eq!(verifier.verify(&old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
+        assert_eq!(verify(&verifier, &old.sign(&claims()).unwrap()).await, Ok("user-1".into()));
     }
     assert_eq!(hits(), 1, "served from the cache");
 
@@ -184,17 +193,17 @@ async fn remote_keys_are_fetched_once_and_cached() {
     let new = DevKey::generate_es256("new").unwrap();
     idp.set("/jwks.json", keys_at(jwks_json(&[&old, &new]).unwrap()));
     let rotated = new.sign(&claims()).unwrap();
-    assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
-    assert_eq!(verifier.verify(&rotated).await, Err(JwtError::Invalid));
+    assert_eq!(verify(&verifier, &rotated).await, Err(JwtError::Invalid));
+    assert_eq!(verify(&verifier, &rotated).await, Err(JwtError::Invalid));
     assert_eq!(hits(), 1, "no refetch within the gap");
     tokio::time::sleep(gap + Duration::from_millis(50)).await;
-    assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
-    assert_eq!(verifier.verify(&rotated).await, Ok("user-1".into()));
+    assert_eq!(verify(&verifier, &rotated).await, Ok("user-1".into()));
+    assert_eq!(verify(&verifier, &rotated).await, Ok("user-1".into()));
     assert_eq!(hits(), 2, "one refetch for the new kid");
     // Unknown kids cannot make it fetch in a loop.
     let stranger = DevKey::generate_es256("stranger").unwrap().sign(&claims()).unwrap();
     for _ in 0..5 {
-        assert_eq!(verifier.verify(&stranger).await, Err(JwtError::Invalid));
+        assert_eq!(verify(&verifier, &stranger).await, Err(JwtError::Invalid));
     }
     assert_eq!(hits(), 2);
 }
@@ -205,19 +214,21 @@ async fn unreachable_keys_are_an_internal_error_until_they_come_back() {
     let address = listener.local_addr().unwrap().to_string();
     let url = KeyUrl::parse(&format!("http://{address}/jwks.json")).unwrap();
     drop(listener); // nothing listens there now
-    let verifier = JwtVerifier::new(&config(KeySource::Url(url)), None).unwrap();
+                    // No retry gap: the gap is judged in unit tests, on times given.
+    let gaps = Gaps { retry: Duration::ZERO, ..Gaps::default() };
+    let keys = Keys::Provider(Arc::new(ProviderKeys::new(KeyLocation::Jwks(url.clone()), None, gaps).unwrap()));
+    let verifier = JwtVerifier::with_keys(&config(KeySource::Url(url)), keys);
     verifier.keys().warm_up().await; // logs, does not fail
     let key = DevKey::generate_es256("k").unwrap();
     let token = key.sign(&claims()).unwrap();
-    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify(&verifier, &token).await, Err(JwtError::KeysUnavailable(_))));
     // A forged token never reaches the key fetch.
-    assert_eq!(verifier.verify("a.b.c").await, Err(JwtError::Invalid));
+    assert_eq!(verify(&verifier, "a.b.c").await, Err(JwtError::Invalid));
 
-    // The provider comes back at the same address: after the retry gap the
-    // next token fetches the keys and is verified.
+    // The provider comes back at the same address: the next token fetches
+    // the keys and is verified.
     let idp = Idp::start_at(&address).await;
     idp.set("/jwks.json", Reply::json(key.jwks_json().unwrap()));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(verifier.verify(&token).await, Ok("user-1".into()));
+    assert_eq!(verify(&verifier, &token).await, Ok("user-1".into()));
     assert_eq!(idp.hits("/jwks.json"), 1);
 }

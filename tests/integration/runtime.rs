@@ -1,14 +1,12 @@
 //! The `delete-token` binary itself, driven through a local Lambda Runtime
 //! API: init, logs, metrics, the audit line, and nothing secret in output.
 
-mod common;
-
 use std::time::Duration;
 
-use common::faults::{rounds, Fault, FaultProxy};
-use common::idp::{Idp, Reply};
-use common::runtime_api::{function_binary, Function, RuntimeApi};
-use common::*;
+use crate::common::faults::{rounds, Fault, FaultProxy};
+use crate::common::idp::{Idp, Reply};
+use crate::common::runtime_api::{function_binary, Function, RuntimeApi};
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,16 +5,25 @@
 //! that must not hurt: hostile cache headers, redirects elsewhere, a
 //! configuration that names another issuer.
 
-mod common;
-
+use crate::common::idp::{Idp, Reply};
+use crate::common::now;
 use aws_lc_rs::rsa::KeySize;
-use common::idp::{Idp, Reply};
-use common::now;
 use jsonwebtoken::Algorithm;
+use std::sync::Arc;
+
 use netbird_delete_token::auth::jwt::{JwtError, JwtVerifier};
+use netbird_delete_token::auth::provider_keys::{Gaps, KeyLocation, Keys, ProviderKeys};
 use netbird_delete_token::config::{AllowedGroups, AuthConfig, KeySource, KeyUrl};
+use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::devkeys::DevKey;
+use netbird_delete_token::ids::UserId;
 use serde_json::{json, Value};
+
+/// Verifies as a request without a deadline would: the clients' own
+/// timeouts bound the key fetches.
+async fn verify(verifier: &JwtVerifier, token: &str) -> Result<UserId, JwtError> {
+    verifier.verify(token, &Deadline::Unknown).await
+}
 
 /// A certificate chain member as providers publish it (base64 DER); the
 /// function reads keys from `n`/`e`, `x`/`y`, and only parses `x5c`.
@@ -72,7 +81,7 @@ impl Provider {
         let verifier = JwtVerifier::new(&config, None).unwrap();
         verifier.keys().warm_up().await;
         let token = key.sign(&self.claims).unwrap();
-        let got = verifier.verify(&token).await.map(|id| id.to_string());
+        let got = verify(&verifier, &token).await.map(|id| id.to_string());
         assert_eq!(idp.hits("/keys"), 1, "{}: one fetch", self.name);
         got
     }
@@ -232,7 +241,7 @@ fn claims(issuer: &str) -> Value {
 
 /// NetBird's settings for `issuer`: audience `netbird`, the user in `sub`.
 fn auth_config(issuer: &str, keys: KeySource) -> AuthConfig {
-    AuthConfig { issuer: issuer.into(), audiences: vec!["netbird".into()], ..common::auth_config(keys) }
+    AuthConfig { issuer: issuer.into(), audiences: vec!["netbird".into()], ..crate::common::auth_config(keys) }
 }
 
 fn discovery_config(endpoint: &str, issuer: &str) -> AuthConfig {
@@ -267,7 +276,7 @@ async fn discovery_finds_the_key_set() {
     idp.set("/realms/netbird/protocol/openid-connect/certs", Reply::json(key.jwks_json().unwrap()));
     let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), &issuer), None).unwrap();
     verifier.keys().warm_up().await;
-    assert_eq!(verifier.verify(&key.sign(&claims(&issuer)).unwrap()).await.map(|u| u.to_string()), Ok("u-1".into()));
+    assert_eq!(verify(&verifier, &key.sign(&claims(&issuer)).unwrap()).await.map(|u| u.to_string()), Ok("u-1".into()));
     assert_eq!((idp.hits(WELL_KNOWN), idp.hits("/realms/netbird/protocol/openid-connect/certs")), (1, 1));
 }
 
@@ -279,7 +288,7 @@ async fn discovery_of_another_issuer_gives_no_keys() {
     let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/"), None).unwrap();
     verifier.keys().warm_up().await;
     let token = DevKey::generate_es256("k").unwrap().sign(&claims("https://idp.test/")).unwrap();
-    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify(&verifier, &token).await, Err(JwtError::KeysUnavailable(_))));
     assert_eq!(idp.hits("/certs"), 0, "no key set is fetched from it");
 }
 
@@ -291,7 +300,7 @@ async fn discovery_of_a_plain_http_key_set_gives_no_keys() {
     let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer), None).unwrap();
     verifier.keys().warm_up().await;
     let token = DevKey::generate_es256("k").unwrap().sign(&claims(issuer)).unwrap();
-    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify(&verifier, &token).await, Err(JwtError::KeysUnavailable(_))));
 }
 
 #[tokio::test]
@@ -303,7 +312,7 @@ async fn discovery_without_an_issuer_gives_no_keys() {
     let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), "https://idp.test/"), None).unwrap();
     verifier.keys().warm_up().await;
     let token = DevKey::generate_es256("k").unwrap().sign(&claims("https://idp.test/")).unwrap();
-    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify(&verifier, &token).await, Err(JwtError::KeysUnavailable(_))));
     assert_eq!(idp.hits("/certs"), 0, "no key set is fetched");
 }
 
@@ -313,14 +322,18 @@ async fn an_unreadable_configuration_is_retried_not_fatal() {
     let idp = Idp::start().await;
     let issuer = "https://idp.test/";
     idp.set(WELL_KNOWN, Reply::json("<html>maintenance</html>"));
-    let verifier = JwtVerifier::new(&discovery_config(&idp.url(WELL_KNOWN), issuer), None).unwrap();
+    // No retry gap: the gap is judged in unit tests, on times given.
+    let location =
+        KeyLocation::Discovery { endpoint: KeyUrl::parse(&idp.url(WELL_KNOWN)).unwrap(), issuer: issuer.into() };
+    let gaps = Gaps { retry: std::time::Duration::ZERO, ..Gaps::default() };
+    let keys = Keys::Provider(Arc::new(ProviderKeys::new(location, None, gaps).unwrap()));
+    let verifier = JwtVerifier::with_keys(&discovery_config(&idp.url(WELL_KNOWN), issuer), keys);
     verifier.keys().warm_up().await;
     let token = key.sign(&claims(issuer)).unwrap();
-    assert_eq!(verifier.verify(&token).await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify(&verifier, &token).await, Err(JwtError::KeysUnavailable(_))));
     idp.set(WELL_KNOWN, Reply::json(openid_configuration(&idp, issuer, &idp.url("/certs"))));
     idp.set("/certs", Reply::json(key.jwks_json().unwrap()));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the retry gap before any keys
-    assert_eq!(verifier.verify(&token).await.map(|u| u.to_string()), Ok("u-1".into()));
+    assert_eq!(verify(&verifier, &token).await.map(|u| u.to_string()), Ok("u-1".into()));
 }
 
 #[tokio::test]
@@ -342,14 +355,14 @@ async fn redirects_stay_on_their_origin() {
         async move {
             let verifier = JwtVerifier::new(&config, None).unwrap();
             verifier.keys().warm_up().await;
-            verifier.verify(&token).await.map(|u| u.to_string())
+            verify(&verifier, &token).await.map(|u| u.to_string())
         }
     };
     assert_eq!(verify_from("/moved").await, Ok("u-1".into()));
     assert_eq!(idp.hits("/keys"), 1);
-    assert_eq!(verify_from("/elsewhere").await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify_from("/elsewhere").await, Err(JwtError::KeysUnavailable(_))));
     assert_eq!(idp.hits("/keys"), 1, "the other host was never asked");
-    assert_eq!(verify_from("/other-port").await, Err(JwtError::KeysUnavailable));
+    assert!(matches!(verify_from("/other-port").await, Err(JwtError::KeysUnavailable(_))));
     assert_eq!(other.hits("/keys"), 0, "the other port was never asked");
 }
 
@@ -395,7 +408,7 @@ async fn allowed_groups_with_real_providers_claims() {
         let verifier = JwtVerifier::new(&config, None).unwrap();
         let mut token_claims = claims(issuer);
         token_claims[claim] = groups;
-        let got = verifier.verify(&key.sign(&token_claims).unwrap()).await;
+        let got = verify(&verifier, &key.sign(&token_claims).unwrap()).await;
         let want = if accepted { Ok("u-1".to_owned()) } else { Err(JwtError::Invalid) };
         assert_eq!(got.map(|u| u.to_string()), want, "{name}");
     }
@@ -405,5 +418,5 @@ async fn allowed_groups_with_real_providers_claims() {
         ..auth_config(issuer, KeySource::Inline(key.jwks_json().unwrap()))
     };
     let verifier = JwtVerifier::new(&config, None).unwrap();
-    assert_eq!(verifier.verify(&key.sign(&claims(issuer)).unwrap()).await, Err(JwtError::Invalid));
+    assert_eq!(verify(&verifier, &key.sign(&claims(issuer)).unwrap()).await, Err(JwtError::Invalid));
 }

@@ -1,10 +1,8 @@
 //! The handler end to end against DynamoDB Local: status, body, and the
 //! tokens table afterwards, for every row of the specification (docs/spec.md).
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::*;
 use serde_json::json;
 
 fn pair(user: &str, token: &str) -> (String, String) {
@@ -217,7 +215,7 @@ async fn the_delete_is_pinned_to_the_callers_account() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sequential_round_trips_per_path() {
-    use common::faults::{rounds, FaultProxy};
+    use crate::common::faults::{rounds, FaultProxy};
     let proxy = FaultProxy::start(&endpoint()).await;
     proxy.set_latency(std::time::Duration::from_millis(30));
     let stack = Stack::with_endpoint(&proxy.endpoint).await;
@@ -361,6 +359,7 @@ async fn tables_that_differ_from_the_schema_are_a_500_never_a_wrong_answer() {
     use netbird_delete_token::app::App;
     use netbird_delete_token::http::lambda::answer_event;
     use netbird_delete_token::storage::client::sdk_config;
+    use netbird_delete_token::storage::dynamo::DynamoStore;
 
     let stack = account().await;
     let pat = format!("Token {}", stack.live_token("o", "o-login").await);
@@ -389,9 +388,10 @@ async fn tables_that_differ_from_the_schema_are_a_500_never_a_wrong_answer() {
     let no_index =
         create(format!("no-index-{suffix}"), &[("userId", KeyType::Hash), ("tokenId", KeyType::Range)]).await;
     let other_key = create(format!("other-key-{suffix}"), &[("id", KeyType::Hash)]).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config().endpoint_url(&stack.dynamodb).load().await);
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(None).endpoint_url(&stack.dynamodb).load().await);
     let call = |config: netbird_delete_token::config::Config, event: serde_json::Value| {
-        let app = std::sync::Arc::new(App::new(&config, client.clone()).unwrap());
+        let store = std::sync::Arc::new(DynamoStore::new(client.clone(), &config));
+        let app = std::sync::Arc::new(App::new(&config, store, None).unwrap());
         async move {
             let mut context = lambda_http::Context::default();
             context.request_id = "req-schema".into();

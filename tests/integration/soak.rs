@@ -1,12 +1,10 @@
 //! 20,000 mixed requests through one warm function instance: every answer
 //! as expected, memory flat, and the table exactly as predicted.
 
-mod common;
-
 use std::time::Duration;
 
-use common::runtime_api::{function_binary, Function, RuntimeApi};
-use common::*;
+use crate::common::runtime_api::{function_binary, Function, RuntimeApi};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const REQUESTS: usize = 20_000;
@@ -68,10 +66,10 @@ async fn twenty_thousand_mixed_requests_through_one_instance() {
         let got = http_answer(runtime.invoke(&event).await);
         assert_eq!((got.status, got.body), want, "request {i}");
         if i == 2_000 {
-            warm_rss = function.rss_kib();
+            warm_rss = function.memory_kib("VmRSS:");
         }
     }
-    let end_rss = function.rss_kib();
+    let end_rss = function.memory_kib("VmRSS:");
     println!("RSS after 2,000 requests: {warm_rss} KiB; after {REQUESTS}: {end_rss} KiB");
     function.stop().await;
     assert!(end_rss <= warm_rss + RSS_GROWTH_LIMIT_KIB, "RSS grew from {warm_rss} KiB to {end_rss} KiB");

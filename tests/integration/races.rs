@@ -1,13 +1,11 @@
 //! The table changes between the function's checks and its delete: the
 //! conditional `DeleteItem` decides, and never removes what it should not.
 
-mod common;
-
 use std::future::Future;
 
+use crate::common::faults::FaultProxy;
+use crate::common::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::faults::FaultProxy;
-use common::*;
 use netbird_delete_token::storage::items::Item;
 use serde_json::json;
 

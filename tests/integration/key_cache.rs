@@ -4,18 +4,17 @@
 //! always wins, an outage is ridden out within the stale limit, and a bad
 //! or foreign entry is never trusted. Each instance is the real binary.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::idp::{Idp, Reply};
+use crate::common::runtime_api::{function_binary, Function, RuntimeApi};
+use crate::common::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::idp::{Idp, Reply};
-use common::runtime_api::{function_binary, Function, RuntimeApi};
-use common::*;
 use netbird_delete_token::auth::provider_keys::{CachedKeySet, SharedKeyCache};
+use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::storage::dynamo::DynamoStore;
 use netbird_delete_token::storage::items::{attr, Item, KeyCacheItem};
-use netbird_delete_token::storage::store::Store;
 use serde_json::json;
 
 const WELL_KNOWN: &str = "/.well-known/openid-configuration";
@@ -134,23 +133,27 @@ async fn a_rotated_key_reaches_a_second_instance_through_the_cache() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_refreshes_keep_the_newest_set() {
     let stack = Stack::new().await;
-    let store = std::sync::Arc::new(Store::new(stack.client.clone(), &stack.config));
+    let store = std::sync::Arc::new(DynamoStore::new(stack.client.clone(), &stack.config));
     let entry =
         |fetched_at_ms| CachedKeySet { document: format!("set {fetched_at_ms}"), fetched_at_ms, max_age_secs: 60 };
     let mut order: Vec<u64> = (1..=12).map(|i| 1_700_000_000_000 + (i * 7919) % 12).collect();
     order.sort_by_key(|t| t % 5);
     let writes = order.iter().map(|&t| {
         let store = store.clone();
-        tokio::spawn(async move { store.store("src", &entry(t)).await.unwrap() })
+        tokio::spawn(async move { store.store("src", &entry(t), &Deadline::Unknown).await.unwrap() })
     });
     let written = futures_util::future::join_all(writes).await.into_iter().filter(|w| *w.as_ref().unwrap()).count();
     assert!(written >= 1);
     let newest = *order.iter().max().unwrap();
-    assert_eq!(store.load("src").await.unwrap(), Some(entry(newest)));
-    assert_eq!(store.store("src", &entry(newest - 1)).await, Ok(false), "an older set never replaces it");
-    assert_eq!(store.load("src").await.unwrap(), Some(entry(newest)));
-    assert_eq!(store.store("src", &entry(newest + 1)).await, Ok(true));
-    assert_eq!(store.load("other").await.unwrap(), None, "each source its own entry");
+    assert_eq!(store.load("src", &Deadline::Unknown).await.unwrap(), Some(entry(newest)));
+    assert_eq!(
+        store.store("src", &entry(newest - 1), &Deadline::Unknown).await,
+        Ok(false),
+        "an older set never replaces it"
+    );
+    assert_eq!(store.load("src", &Deadline::Unknown).await.unwrap(), Some(entry(newest)));
+    assert_eq!(store.store("src", &entry(newest + 1), &Deadline::Unknown).await, Ok(true));
+    assert_eq!(store.load("other", &Deadline::Unknown).await.unwrap(), None, "each source its own entry");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,18 +2,17 @@
 //! the token's row and is paid from in the write that marks the PAT used,
 //! so it holds across every instance. A refused request writes nothing.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::runtime_api::{function_binary, Function, RuntimeApi};
-use common::*;
+use crate::common::runtime_api::{function_binary, Function, RuntimeApi};
+use crate::common::*;
 use netbird_delete_token::clock::unix_millis;
 use netbird_delete_token::config::RateLimit;
 use netbird_delete_token::deadline::Deadline;
-use netbird_delete_token::rate_limit::Bucket;
-use netbird_delete_token::storage::store::{PatUse, Store};
+use netbird_delete_token::domain::rate_limit::Bucket;
+use netbird_delete_token::domain::store::Store;
+use netbird_delete_token::storage::dynamo::DynamoStore;
 use serde_json::json;
 
 const LIMITED: (u16, &str) = (429, "too many requests");
@@ -101,23 +100,37 @@ async fn a_limited_token_deleted_takes_its_bucket_with_it() {
     assert_eq!((got.status, got.body), error(401, "token invalid"));
 }
 
-/// The index's copy of the bucket may be stale: the first write, chosen
-/// from it, fails, and the second pays from the bucket as the table has it,
-/// or refuses when that is over the limit.
+/// Each payment the bucket proposes is one conditional write, and
+/// DynamoDB's condition is the payment's own: with a stale copy of the
+/// bucket (the index's), the first write fails and the second pays from
+/// the bucket as the table has it, or both fail when that is over the
+/// limit, writing nothing. A row that is gone takes no write.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stale_copy_of_the_bucket_costs_one_more_write_and_stays_exact() {
+async fn dynamodb_takes_a_payment_exactly_when_the_bucket_admits_it() {
     let (stack, _) = limited("60", "2").await;
-    let store = Store::new(stack.client.clone(), &stack.config);
+    let store = DynamoStore::new(stack.client.clone(), &stack.config);
     let bucket = Bucket::new(RateLimit { per_minute: 60, burst: 2 });
     let stale = stack.token_item("o", "o-login").await.unwrap(); // no bucket yet
     let now = unix_millis();
-    let pay = |at| store.mark_used(&stale, at, Some(&bucket), &Deadline::Unknown);
-    assert_eq!(pay(now).await.unwrap(), PatUse::Marked);
+    let pay = || async {
+        for payment in bucket.payments(stale.rate_limited_until, now) {
+            let taken = store.record_use(&stale, now, Some(payment), &Deadline::Unknown).await.unwrap();
+            let full_at = stack.token_item("o", "o-login").await.unwrap().rate_limited_until;
+            if taken {
+                return Some(full_at);
+            }
+        }
+        None
+    };
+    assert_eq!(pay().await, Some(Some(now + 1_000)), "idle: full at now + one interval");
     // The copy still says "full"; the table says one request was paid.
-    assert_eq!(pay(now).await.unwrap(), PatUse::Marked, "the second write pays");
-    assert_eq!(stack.token_item("o", "o-login").await.unwrap().rate_limited_until, Some(now + 2_000));
-    assert_eq!(pay(now).await.unwrap(), PatUse::Limited, "both writes refused: over the limit");
-    assert_eq!(stack.token_item("o", "o-login").await.unwrap().rate_limited_until, Some(now + 2_000));
+    assert_eq!(pay().await, Some(Some(now + 2_000)), "the idle write fails, the busy one pays");
+    assert_eq!(pay().await, None, "both writes refused: over the limit");
+    let row = stack.token_item("o", "o-login").await.unwrap();
+    assert_eq!((row.rate_limited_until, row.last_used), (Some(now + 2_000), Some((now / 1000) as i64)));
+    let gone = PersonalAccessToken { token_id: "gone".into(), ..stale.clone() };
+    assert_eq!(store.record_use(&gone, now, None, &Deadline::Unknown).await, Ok(false), "no row, no write");
+    assert!(stack.token_item("o", "gone").await.is_none(), "never recreated");
 }
 
 /// Several instances (separate function processes) share one PAT and fire

@@ -1,13 +1,11 @@
 //! End to end over real HTTP: the function served by `cargo lambda watch`
 //! (as `make run` serves it), DynamoDB Local behind it, the table checked.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 

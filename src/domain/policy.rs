@@ -1,11 +1,11 @@
 //! NetBird's permission rules for deleting a token, in NetBird's order
-//! (spec §3, checks 1 to 6). Pure: the caller and target rows in, a
-//! verdict out; check 7 is the conditional delete itself.
+//! (spec §3, checks 1 to 6). Pure: the caller and the target in, a verdict
+//! out; check 7 is the conditional delete itself.
 
+use crate::domain::{Role, User};
 use crate::ids::UserId;
-use crate::storage::items::{Role, UserItem};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     CallerNotFound,
     CallerBlocked,
@@ -15,13 +15,13 @@ pub enum Refusal {
     AdminRequired,
 }
 
-/// `caller` and `target` are the users table's rows (`None` when it has
-/// none); `target_id` is the id the request names. On success, the two rows.
+/// `caller` and `target` are the users as stored (`None` when there is no
+/// such user); `target_id` is the id the request names. On success, the two.
 pub fn may_delete_token<'a>(
-    caller: Option<&'a UserItem>,
+    caller: Option<&'a User>,
     target_id: &UserId,
-    target: Option<&'a UserItem>,
-) -> Result<(&'a UserItem, &'a UserItem), Refusal> {
+    target: Option<&'a User>,
+) -> Result<(&'a User, &'a User), Refusal> {
     // 1. The caller must exist.
     let caller = caller.ok_or(Refusal::CallerNotFound)?;
     // 2. …and be active.
@@ -55,16 +55,16 @@ mod tests {
     use super::*;
 
     /// The verdict alone.
-    fn verdict(result: Result<(&UserItem, &UserItem), Refusal>) -> Result<(), Refusal> {
+    fn verdict(result: Result<(&User, &User), Refusal>) -> Result<(), Refusal> {
         result.map(|_| ())
     }
 
-    fn may(caller: Option<&UserItem>, target_id: &str, target: Option<&UserItem>) -> Result<(), Refusal> {
+    fn may(caller: Option<&User>, target_id: &str, target: Option<&User>) -> Result<(), Refusal> {
         verdict(may_delete_token(caller, &target_id.into(), target))
     }
 
-    fn user(id: &str, account: &str, role: Role) -> UserItem {
-        UserItem {
+    fn user(id: &str, account: &str, role: Role) -> User {
+        User {
             user_id: id.into(),
             account_id: account.into(),
             role,
@@ -75,8 +75,8 @@ mod tests {
         }
     }
 
-    fn service(id: &str, account: &str) -> UserItem {
-        UserItem { is_service_user: true, ..user(id, account, Role::User) }
+    fn service(id: &str, account: &str) -> User {
+        User { is_service_user: true, ..user(id, account, Role::User) }
     }
 
     fn all_roles() -> [Role; 8] {
@@ -101,9 +101,9 @@ mod tests {
 
     #[test]
     fn check_2_blocked_or_pending_caller() {
-        let blocked = UserItem { blocked: true, ..user("c", "acc", Role::Owner) };
-        let pending = UserItem { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
-        let only_pending = UserItem { pending_approval: true, ..user("c", "acc", Role::Owner) };
+        let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
+        let pending = User { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
+        let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
         assert_eq!(may(Some(&blocked), "c", Some(&blocked)), Err(Refusal::CallerBlocked));
         assert_eq!(may(Some(&pending), "c", Some(&pending)), Err(Refusal::CallerPendingApproval));
         assert_eq!(may(Some(&only_pending), "c", None), Err(Refusal::CallerPendingApproval));
@@ -140,7 +140,7 @@ mod tests {
         let svc = service("s", "acc");
         for role in all_roles() {
             let caller = user("c", "acc", role.clone());
-            let on = |target: &UserItem| may(Some(&caller), target.user_id.as_str(), Some(target));
+            let on = |target: &User| may(Some(&caller), target.user_id.as_str(), Some(target));
             let allowed = matches!(role, Role::Owner | Role::Admin | Role::NetworkAdmin);
             let admin = matches!(role, Role::Owner | Role::Admin);
             let own = on(&caller);
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_service_user_that_is_owner_deletes_own() {
-        let caller = UserItem { is_service_user: true, ..user("c", "acc", Role::Admin) };
+        let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
         assert_eq!(may(Some(&caller), "c", Some(&caller)), Ok(()));
     }
 }

@@ -2,12 +2,10 @@
 //! transient fault is invisible, a persistent one is a prompt 500 that
 //! changes nothing, and the function serves again once it clears.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::faults::{Fault, FaultProxy};
-use common::*;
+use crate::common::faults::{Fault, FaultProxy};
+use crate::common::*;
 use serde_json::json;
 
 /// The function's own limit (template.yaml `Timeout`).
@@ -141,7 +139,7 @@ async fn after_a_refused_attempt_a_missing_token_is_still_404() {
 /// with a head that says its length (not `chunked` over a plain body).
 #[tokio::test]
 async fn the_proxy_forwards_a_chunked_body_with_its_length() {
-    use common::http1::{header, read_message, to_bytes};
+    use crate::common::http1::{header, read_message, to_bytes};
     let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nx-a: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     let (head, body) = read_message(&mut &wire[..]).await.unwrap();
     assert_eq!(body, b"abcde");

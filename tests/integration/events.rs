@@ -1,9 +1,7 @@
 //! Every sample event in `events/` gives the answer `events/README.md`
 //! promises, against the stack `make run` seeds.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,7 +42,7 @@ async fn sample_events_answer_as_documented() {
     let want: Vec<_> = before.into_iter().filter(|(_, t)| !gone.contains(&t.as_str())).collect();
     assert_eq!(stack.tokens().await, want);
     // A second run of a delete event finds nothing to delete.
-    let event: Value = serde_json::from_str(include_str!("../events/http-api-delete.json")).unwrap();
+    let event: Value = serde_json::from_str(include_str!("../../events/http-api-delete.json")).unwrap();
     let again = stack.call(&event).await;
     assert_eq!((again.status, again.body), (404, error(404, "pat: owner-event-http not found")));
 }

@@ -2,9 +2,7 @@
 //! DynamoDB Local on this machine, whatever the developer's AWS settings
 //! say, and DynamoDB Local answers no web page.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The demo PATs are published (`events/`): `devstack` refuses any other
 /// endpoint before writing.

@@ -1,0 +1,20 @@
+//! Everything that needs DynamoDB Local (`make test` starts it), in one
+//! test binary: one link of the AWS SDK instead of one per file, and the
+//! test kit in `tests/common` used whole, so a helper nobody calls is a
+//! warning.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod delete_token;
+mod e2e;
+mod events;
+mod faults;
+mod identity_providers;
+mod jwt;
+mod key_cache;
+mod local_tools;
+mod races;
+mod rate_limit;
+mod runtime;
+mod soak;
