@@ -7,8 +7,8 @@
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use netbird_delete_token::config::Config;
 use netbird_delete_token::deadline::Deadline;
-use netbird_delete_token::ids::{AccountId, TokenId, UserId};
 use netbird_delete_token::domain::store::{Deletion, Store};
+use netbird_delete_token::ids::{AccountId, TokenId, UserId};
 use netbird_delete_token::storage::client;
 use netbird_delete_token::storage::dynamo::DynamoStore;
 

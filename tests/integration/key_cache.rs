@@ -4,18 +4,19 @@
 //! always wins, an outage is ridden out within the stale limit, and a bad
 //! or foreign entry is never trusted. Each instance is the real binary.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::common::idp::{Idp, Reply};
+use crate::common::idp::{Idp, Reply, Silent};
 use crate::common::runtime_api::{function_binary, Function, RuntimeApi};
 use crate::common::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use netbird_delete_token::auth::provider_keys::{CachedKeySet, SharedKeyCache};
+use netbird_delete_token::auth::provider_keys::{CachedKeySet, KeyLocation, SharedKeyCache};
+use netbird_delete_token::config::KeyUrl;
 use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
 use netbird_delete_token::storage::dynamo::DynamoStore;
 use netbird_delete_token::storage::items::{attr, Item, KeyCacheItem};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const WELL_KNOWN: &str = "/.well-known/openid-configuration";
 
@@ -33,7 +34,15 @@ fn asked(idp: &Idp) -> usize {
 
 /// A cold start with `settings` in place of the inline keys, past init.
 async fn cold_start(stack: &Stack, settings: &[(&'static str, String)]) -> (RuntimeApi, Function) {
-    let runtime = RuntimeApi::start().await;
+    cold_start_with_timeout(stack, settings, RuntimeApi::start().await).await
+}
+
+/// [`cold_start`], bound to `runtime`.
+async fn cold_start_with_timeout(
+    stack: &Stack,
+    settings: &[(&'static str, String)],
+    runtime: RuntimeApi,
+) -> (RuntimeApi, Function) {
     let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_JWKS");
     env.extend(settings.iter().cloned());
@@ -70,14 +79,32 @@ async fn cache_rows(stack: &Stack) -> Vec<Item> {
     stack.client.scan().table_name(table).consistent_read(true).send().await.unwrap().items.unwrap_or_default()
 }
 
-/// Sets `attribute` of the (only) key cache row.
-async fn alter_cache_row(stack: &Stack, attribute: &str, value: AttributeValue) {
+/// Sets `attribute` of the (only) key cache row, or removes it (`None`).
+async fn alter_cache_row(stack: &Stack, attribute: &str, value: impl Into<Option<AttributeValue>>) {
     let rows = cache_rows(stack).await;
     assert_eq!(rows.len(), 1, "one source, one row");
     let key = Item::from([(attr::SOURCE.to_owned(), rows[0][attr::SOURCE].clone())]);
     let table = stack.config.key_cache_table.as_deref().unwrap();
-    let update = stack.client.update_item().table_name(table).set_key(Some(key)).update_expression("SET #a = :v");
-    update.expression_attribute_names("#a", attribute).expression_attribute_values(":v", value).send().await.unwrap();
+    let update =
+        stack.client.update_item().table_name(table).set_key(Some(key)).expression_attribute_names("#a", attribute);
+    match value.into() {
+        Some(value) => update.update_expression("SET #a = :v").expression_attribute_values(":v", value),
+        None => update.update_expression("REMOVE #a"),
+    }
+    .send()
+    .await
+    .unwrap();
+}
+
+/// Writes `row` into the key cache table as it is.
+async fn put_cache_row(stack: &Stack, row: Item) {
+    let table = stack.config.key_cache_table.as_deref().unwrap();
+    stack.client.put_item().table_name(table).set_item(Some(row)).send().await.unwrap();
+}
+
+/// The JSON lines of a function's output.
+fn documents(lines: &[String]) -> Vec<Value> {
+    lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// A first instance fills the cache (and is gone).
@@ -235,22 +262,168 @@ async fn a_cache_entry_that_is_no_key_set_is_ignored_and_the_provider_asked() {
 async fn a_pat_cold_start_never_waits_for_the_provider() {
     let stack = account().await;
     let pat = stack.live_token("o", "o-login").await;
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = silent.local_addr().unwrap();
-    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            let _ = accepted_tx.send(());
-            open.push(socket);
-        }
-    });
-    let endpoint = format!("http://{address}{WELL_KNOWN}");
-    let (runtime, function) = cold_start(&stack, &[("AUTH_OIDC_CONFIG_ENDPOINT", endpoint)]).await;
+    let silent = Silent::start().await;
+    let (runtime, function) = cold_start(&stack, &[("AUTH_OIDC_CONFIG_ENDPOINT", silent.url(WELL_KNOWN))]).await;
     let got = delete(&runtime, "t1", &format!("Token {pat}")).await;
     assert_eq!((got.status, got.body), (200, json!({})));
     assert!(stack.token_item("o", "t1").await.is_none());
-    assert!(accepted.try_recv().is_ok(), "the key fetch had begun, and was not answered");
+    assert!(silent.accepted() > 0, "the key fetch had begun, and was not answered");
     function.stop().await;
-    held.abort();
+}
+
+/// The fleet's cache holds a fresh set; the provider accepts connections
+/// and never answers; the function has 3 s. A JWT signed with a key not in
+/// the set waits for the provider only until the request's deadline (2.5 s,
+/// Lambda's less the answer margin): a 500 with a log line naming the
+/// cause, never the last resort 0.1 s before Lambda's deadline. With an
+/// empty cache, the first request meets the refresh init began, and waits
+/// for it no longer either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwt_whose_keys_cannot_be_had_in_time_is_a_500_by_its_deadline() {
+    let stack = account().await;
+    let silent = Silent::start().await;
+    let endpoint = silent.url(WELL_KNOWN);
+    let source =
+        KeyLocation::Discovery { endpoint: KeyUrl::parse(&endpoint).unwrap(), issuer: ISSUER.into() }.cache_key();
+    let rotated = DevKey::generate_es256("rotated").unwrap();
+    for (cached, cause) in [(true, "no whole answer within"), (false, "already under way")] {
+        let table = stack.config.key_cache_table.as_deref().unwrap();
+        let key = Item::from([(attr::SOURCE.to_owned(), AttributeValue::S(source.clone()))]);
+        stack.client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+        if cached {
+            let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms: now_ms(), max_age_secs: 3600 };
+            put_cache_row(&stack, KeyCacheItem { source: source.clone(), entry }.to_item()).await;
+        }
+        let runtime = RuntimeApi::with_timeout(Duration::from_secs(3)).await;
+        let settings = [("AUTH_OIDC_CONFIG_ENDPOINT", endpoint.clone())];
+        let (runtime, function) = cold_start_with_timeout(&stack, &settings, runtime).await;
+        let started = Instant::now();
+        let got = delete(&runtime, "t1", &bearer(&rotated)).await;
+        let took = started.elapsed();
+        assert_eq!((got.status, got.body), error(500, "internal server error"), "cached: {cached}");
+        assert!(stack.token_item("o", "t1").await.is_some());
+        let lines = function.stop().await;
+        assert!(took < Duration::from_millis(2_900), "cached: {cached}: answered after {took:?}");
+        assert!(!lines.iter().any(|l| l.contains("no answer before the Lambda deadline")), "{lines:#?}");
+        let docs = documents(&lines);
+        let request = docs.iter().find(|d| d["message"] == "request").expect("a request line");
+        assert_eq!((request["outcome"].as_str(), request["cause"].as_str()), (Some("internal_error"), Some("keys")));
+        let logged = docs.iter().any(|d| {
+            d["message"] == "a JWT could not be verified" && d["error"].as_str().is_some_and(|e| e.contains(cause))
+        });
+        assert!(logged, "cached: {cached}: a log line names the cause: {lines:#?}");
+    }
+}
+
+/// Entries a careless writer (or a clock gone wrong) left: the function
+/// ignores each, and the next fetch from the provider replaces it, so the
+/// fleet's next cold start asks the provider nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_entry_of_the_wrong_shape_or_from_the_future_is_replaced_by_the_next_fetch() {
+    let far_future = (now_ms() + 86_400_000).to_string();
+    let poisons: [(&str, Option<AttributeValue>); 4] = [
+        ("fetchedAt missing", None),
+        ("fetchedAt not a number", Some(AttributeValue::S("yesterday".into()))),
+        ("fetchedAt a day ahead", Some(AttributeValue::N(far_future))),
+        ("maxAge missing", None),
+    ];
+    for (what, poison) in poisons {
+        let stack = account().await;
+        let idp = provider(&stack.keys.jwks()).await;
+        seed(&stack, &idp).await;
+        let attribute = if what.starts_with("maxAge") { attr::MAX_AGE } else { attr::FETCHED_AT };
+        alter_cache_row(&stack, attribute, poison).await;
+        let before = asked(&idp);
+        let (runtime, function) = by_discovery(&stack, &idp).await;
+        assert_eq!(delete(&runtime, "t1", &bearer(&stack.keys.es256)).await.status, 200, "{what}");
+        function.stop().await;
+        assert_eq!(asked(&idp), before + 2, "{what}: the provider was asked");
+        let row = KeyCacheItem::from_item(&cache_rows(&stack).await[0]).expect("a usable entry again");
+        assert!(row.entry.fetched_at_ms <= now_ms(), "{what}: replaced by the fetch");
+        let (runtime, function) = by_discovery(&stack, &idp).await;
+        assert_eq!(delete(&runtime, "t2", &bearer(&stack.keys.es256)).await.status, 200, "{what}");
+        function.stop().await;
+        assert_eq!(asked(&idp), before + 2, "{what}: the next cold start found the cache fresh");
+        assert!(stack.token_item("o", "t1").await.is_none() && stack.token_item("o", "t2").await.is_none());
+    }
+}
+
+/// The cache write's condition, on DynamoDB: an entry of the wrong shape
+/// or from the future is replaced; a newer believable one never is.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_write_replaces_exactly_what_it_must() {
+    let stack = Stack::new().await;
+    let store = DynamoStore::new(stack.client.clone(), &stack.config);
+    let now = now_ms();
+    let fresh = CachedKeySet { document: "fresh".into(), fetched_at_ms: now, max_age_secs: 60 };
+    let good = |fetched_at_ms: u64| {
+        let entry = CachedKeySet { document: "held".into(), fetched_at_ms, max_age_secs: 60 };
+        KeyCacheItem { source: "src".into(), entry }.to_item()
+    };
+    let with = |name: &str, value: Option<AttributeValue>| {
+        let mut row = good(now + 10_000);
+        match value {
+            Some(value) => row.insert(name.to_owned(), value),
+            None => row.remove(name),
+        };
+        row
+    };
+    let replaced = [
+        ("fetchedAt missing", with(attr::FETCHED_AT, None)),
+        ("fetchedAt a string", with(attr::FETCHED_AT, Some(AttributeValue::S("1".into())))),
+        ("fetchedAt over a minute ahead", good(now + 61_000)),
+        ("keySet a number", with(attr::KEY_SET, Some(AttributeValue::N("1".into())))),
+        ("maxAge missing", with(attr::MAX_AGE, None)),
+        ("older", good(now - 1)),
+    ];
+    for (what, row) in replaced {
+        put_cache_row(&stack, row).await;
+        assert_eq!(store.store("src", &fresh, &Deadline::Unknown).await, Ok(true), "{what}");
+        assert_eq!(store.load("src", &Deadline::Unknown).await, Ok(Some(fresh.clone())), "{what}");
+    }
+    put_cache_row(&stack, good(now + 60_000)).await;
+    assert_eq!(store.store("src", &fresh, &Deadline::Unknown).await, Ok(false), "a newer, believable set stays");
+    assert_eq!(store.load("src", &Deadline::Unknown).await.unwrap().unwrap().document, "held");
+}
+
+/// The provider fails for hours: the key set past its lifetime keeps
+/// serving, and each failed refresh says how far past (`KeysStale`, the
+/// stale-keys alarm's metric), long before JWTs fail at 24 h.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_failing_for_hours_is_reported_long_before_the_cliff() {
+    let stack = account().await;
+    let idp = provider(&stack.keys.jwks()).await;
+    seed(&stack, &idp).await;
+    let down = Reply { status: 503, headers: Vec::new(), body: "down".into() };
+    idp.set(WELL_KNOWN, down.clone());
+    idp.set("/certs", down);
+    // Fetched 6 h ago with a max-age of 1 h: 5 h past its lifetime.
+    let fetched_at = now_ms() - 6 * 3_600_000;
+    alter_cache_row(&stack, attr::FETCHED_AT, AttributeValue::N(fetched_at.to_string())).await;
+    let (runtime, function) = by_discovery(&stack, &idp).await;
+    assert_eq!(delete(&runtime, "t1", &bearer(&stack.keys.es256)).await.status, 200, "the stale set serves");
+    let started = Instant::now();
+    let failure = loop {
+        let lines = function.output.lock().unwrap().clone();
+        if let Some(doc) = documents(&lines).into_iter().find(|d| d["KeyRefreshFailures"] == 1) {
+            break doc;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no failed refresh was reported: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    function.stop().await;
+    let stale = failure["KeysStale"].as_u64().unwrap();
+    assert!((5 * 3600..5 * 3600 + 60).contains(&stale), "{failure}");
+    assert_eq!(
+        (failure["level"].as_str(), failure["message"].as_str()),
+        (Some("WARN"), Some("refreshing the identity provider's keys failed"))
+    );
+    let declared: Vec<&str> = failure["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(declared, ["KeyRefreshFailures", "KeysStale"]);
+    assert!(failure["error"].as_str().unwrap().contains("503"), "{failure}");
 }

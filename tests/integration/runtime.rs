@@ -99,6 +99,15 @@ async fn a_bad_setting_stops_the_function_at_init() {
     let lines = function.stop().await;
     assert!(lines.iter().any(|l| l.contains("AUTH_ISSUER is required")), "{lines:#?}");
 
+    // An allowed-groups list that names no group would turn the check off.
+    let runtime = RuntimeApi::start().await;
+    let mut env = stack.function_env(&stack.dynamodb);
+    env.extend([("AUTH_JWT_GROUPS_CLAIM", "groups".into()), ("AUTH_JWT_ALLOW_GROUPS", " , ".into())]);
+    let mut function = Function::spawn(function_binary(), &runtime, &env);
+    assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1));
+    let lines = function.stop().await;
+    assert!(lines.iter().any(|l| l.contains("AUTH_JWT_ALLOW_GROUPS is set but names no group")), "{lines:#?}");
+
     let runtime = RuntimeApi::start().await;
     let mut env = stack.function_env(&stack.dynamodb);
     env.retain(|(k, _)| *k != "AUTH_JWKS");
@@ -308,4 +317,88 @@ async fn the_deadline_bounds_a_sent_delete_and_never_hides_it() {
 
 async fn http_event_answer(runtime: &RuntimeApi, token_id: &str, auth: &str) -> Answer {
     http_answer(runtime.invoke(&http_api_event("DELETE", "o", token_id, Some(auth))).await)
+}
+
+/// Lambda's filter of application logs, as documented: with the JSON log
+/// format, a line below `level` is dropped, and a line that is not a JSON
+/// object with a valid `level` and an RFC 3339 `timestamp` counts as INFO;
+/// with the text format nothing is dropped.
+fn kept_by_lambda(lines: &[String], json: bool, level: &str) -> Vec<Value> {
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |name: &str| LEVELS.iter().position(|l| l.eq_ignore_ascii_case(name));
+    let threshold = if json { rank(level).unwrap() } else { 0 };
+    lines
+        .iter()
+        .filter_map(|line| {
+            let doc: Option<Value> = serde_json::from_str(line).ok().filter(Value::is_object);
+            let stamped = doc.as_ref().is_some_and(|d| d["timestamp"].as_str().is_some_and(is_rfc3339));
+            let line_level = doc.as_ref().and_then(|d| d["level"].as_str()).and_then(rank).filter(|_| stamped);
+            (line_level.unwrap_or(2) >= threshold).then(|| doc.unwrap_or_else(|| Value::String(line.clone())))
+        })
+        .collect()
+}
+
+/// `2026-12-01T14:28:10.123456Z`, or with an offset.
+fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && (text.ends_with('Z') || text[19..].contains(['+', '-']))
+}
+
+/// The audit trail and the metrics the alarms read reach CloudWatch
+/// whatever log level and format an operator sets, through Lambda's
+/// controls or `RUST_LOG`: the lines are checked as Lambda filters them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_and_the_metrics_survive_every_log_setting() {
+    let mut settings: Vec<(bool, Vec<(&str, &str)>)> = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+        .into_iter()
+        .map(|level| (true, vec![("AWS_LAMBDA_LOG_LEVEL", level)]))
+        .collect();
+    settings.extend([
+        (true, vec![("RUST_LOG", "error")]),
+        (false, vec![]),
+        (false, vec![("RUST_LOG", "off")]),
+        (false, vec![("AWS_LAMBDA_LOG_LEVEL", "FATAL")]),
+    ]);
+    let stack = Stack::new().await;
+    stack.user("o", ACCOUNT, "owner").await;
+    let pat = stack.live_token("o", "o-login").await;
+    for (json, asked) in settings {
+        let token_id = format!("t-{json}-{}", asked.first().map_or("none".into(), |(_, v)| v.to_lowercase()));
+        stack.live_token("o", &token_id).await;
+        let mut env = stack.function_env(&stack.dynamodb);
+        env.extend(asked.iter().map(|(k, v)| (*k, v.to_string())));
+        env.push(("AWS_LAMBDA_LOG_FORMAT", if json { "JSON" } else { "Text" }.into()));
+        let runtime = RuntimeApi::start().await;
+        let function = Function::spawn(function_binary(), &runtime, &env);
+        runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
+        let got = http_event_answer(&runtime, &token_id, &format!("Token {pat}")).await;
+        assert_eq!((got.status, got.body), (200, json!({})), "{json} {asked:?}");
+        assert!(stack.token_item("o", &token_id).await.is_none());
+        let lines = function.stop().await;
+        let level = asked.iter().find(|(k, _)| *k == "AWS_LAMBDA_LOG_LEVEL").map_or("INFO", |(_, v)| v);
+        let kept = kept_by_lambda(&lines, json, level);
+        let audit: Vec<&Value> = kept.iter().filter(|d| d["activity"] == 42).collect();
+        assert_eq!(audit.len(), 1, "the audit line, {json} {asked:?}: {lines:#?}");
+        assert_eq!(
+            (audit[0]["result"].as_str(), audit[0]["token_id"].as_str()),
+            (Some("deleted"), Some(token_id.as_str()))
+        );
+        let request =
+            kept.iter().find(|d| d["message"] == "request").unwrap_or_else(|| panic!("{asked:?}: {lines:#?}"));
+        assert_eq!((request["Deleted"].as_u64(), request["InternalErrors"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(request["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NetBird/DeleteToken");
+    }
 }
