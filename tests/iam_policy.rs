@@ -1,7 +1,7 @@
 //! The template's IAM policy matches what the function does: every
 //! DynamoDB call the rest of the test suite saw the function make (recorded
 //! in `CALL_LOG` by the test proxies) is allowed by a statement of the
-//! function's policy, and every statement, action, attribute and
+//! function's policy, and every statement, action, attribute, key and
 //! `ReturnValues` the policy allows was used by some call. A new call
 //! without a policy change, or a policy line nothing uses, fails.
 //!
@@ -26,9 +26,46 @@ struct Statement {
     attributes: Option<BTreeSet<String>>,
     /// `StringEqualsIfExists` on `dynamodb:ReturnValues`, if any.
     return_values: Option<BTreeSet<String>>,
+    /// `ForAllValues:StringEquals` on `dynamodb:LeadingKeys`, if any: the
+    /// `!Sub` patterns the template builds the key from, whichever the
+    /// parameters choose.
+    leading_keys: Option<Vec<String>>,
 }
 
 const TABLES: [(&str, &str); 3] = [("tokens-", "TokensTable"), ("users-", "UsersTable"), ("keys-", "KeyCacheTable")];
+
+/// Every `!Sub` pattern within `value`, whatever conditions surround them.
+fn sub_patterns(value: &Value) -> Vec<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().map(str::to_owned).into_iter().collect(),
+        Value::Tagged(tagged) => sub_patterns(&tagged.value),
+        Value::Sequence(items) => items.iter().flat_map(sub_patterns).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `key` is what `pattern` (`jwks ${AuthKeysLocation}`) makes for
+/// some parameter values, none of which holds a space (the template's
+/// patterns refuse them).
+fn made_by(pattern: &str, key: &str) -> bool {
+    let mut pieces = pattern.split("${");
+    let mut rest = match pieces.next() {
+        Some(literal) => match key.strip_prefix(literal) {
+            Some(rest) => rest,
+            None => return false,
+        },
+        None => return false,
+    };
+    for piece in pieces {
+        let literal = piece.split_once('}').map_or("", |(_, literal)| literal);
+        let end = if literal.is_empty() { rest.len() } else { rest.find(literal).unwrap_or(usize::MAX) };
+        if end == usize::MAX || end == 0 || rest[..end].contains(' ') {
+            return false;
+        }
+        rest = &rest[end + literal.len()..];
+    }
+    rest.is_empty()
+}
 
 fn strings(value: &Value) -> Vec<String> {
     match value {
@@ -46,6 +83,12 @@ fn policy(template: &str) -> Vec<Statement> {
     let mut statements = Vec::new();
     for policy in policies.as_sequence().expect("the function has inline policies") {
         for s in policy["Statement"].as_sequence().expect("statements") {
+            // A conditional statement (`!If [condition, statement, !Ref
+            // AWS::NoValue]`) is judged as when its condition holds.
+            let s = match s {
+                Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value[1],
+                s => s,
+            };
             assert_eq!(s["Effect"].as_str(), Some("Allow"));
             let text = format!("{:?}", s["Resource"]);
             let table = TABLES
@@ -64,6 +107,10 @@ fn policy(template: &str) -> Vec<Statement> {
                 resource: (table.to_owned(), index),
                 attributes: set(&condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]),
                 return_values: set(&condition["StringEqualsIfExists"]["dynamodb:ReturnValues"]),
+                leading_keys: {
+                    let keys = &condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+                    (!keys.is_null()).then(|| sub_patterns(keys))
+                },
             });
         }
     }
@@ -80,6 +127,10 @@ fn allows(statement: &Statement, call: &RecordedCall) -> bool {
         && resource_of(call).as_ref() == Some(&statement.resource)
         && statement.attributes.as_ref().is_none_or(|allowed| call.attributes.is_subset(allowed))
         && statement.return_values.as_ref().is_none_or(|allowed| allowed.contains(&call.return_values))
+        && statement
+            .leading_keys
+            .as_ref()
+            .is_none_or(|patterns| call.source.as_ref().is_some_and(|key| patterns.iter().any(|p| made_by(p, key))))
 }
 
 /// What the policy allows that no call used, and the calls it refuses.
@@ -106,6 +157,11 @@ fn mismatches(statements: &[Statement], calls: &BTreeSet<RecordedCall>) -> Vec<S
         for value in statement.return_values.iter().flatten() {
             if !used.iter().any(|c| c.return_values == *value) {
                 problems.push(format!("{}: ReturnValues {value} is allowed and never used", statement.sid));
+            }
+        }
+        for pattern in statement.leading_keys.iter().flatten() {
+            if !used.iter().any(|c| c.source.as_ref().is_some_and(|key| made_by(pattern, key))) {
+                problems.push(format!("{}: key {pattern} is allowed and never used", statement.sid));
             }
         }
     }
@@ -145,6 +201,22 @@ fn the_check_refuses_a_write_outside_the_policy() {
     };
     let mint = call("UpdateItem", &["userId", "tokenId", "hashedToken"]);
     assert!(!statements.iter().any(|s| allows(s, &mint)), "rewriting hashedToken is refused");
+    let cache = |source: &str| RecordedCall {
+        operation: "PutItem".into(),
+        table: "keys-x".into(),
+        index: None,
+        attributes: ["source", "keySet", "fetchedAt", "maxAge"].iter().map(|a| a.to_string()).collect(),
+        return_values: "NONE".into(),
+        source: Some(source.into()),
+    };
+    let own = "oidc https://idp.example/.well-known/openid-configuration https://idp.example/";
+    assert!(statements.iter().any(|s| allows(s, &cache(own))), "its own key source's item");
+    for foreign in ["another stack's item", "oidc https://idp.example/ x y", ""] {
+        assert!(!statements.iter().any(|s| allows(s, &cache(foreign))), "{foreign:?} is refused");
+    }
+    assert!(made_by("jwks ${AuthKeysLocation}", "jwks https://idp.example/keys"));
+    assert!(!made_by("jwks ${AuthKeysLocation}", "jwks "));
+    assert!(!made_by("jwks ${AuthKeysLocation}", "oidc https://idp.example/keys"));
     let problems = mismatches(&statements, &BTreeSet::from([mint, call("PutItem", &["userId", "tokenId"])]));
     assert!(problems.iter().any(|p| p.contains("refused by the policy") && p.contains("hashedToken")), "{problems:#?}");
     assert!(problems.iter().any(|p| p.contains("dynamodb:Query is allowed and never used")), "{problems:#?}");

@@ -1,10 +1,14 @@
 """template.yaml rendered in each of its modes (new or existing tables, new
-or existing HTTP API), with the SAM transform applied (samtranslator, as
-`sam deploy` applies it) and parameters and conditions evaluated
-(cloud-radar), without an AWS account: which resources exist, the tables
-the function gets, the ARNs its policy names, where the routes go."""
+or existing HTTP API, keys inline or from the provider, every deployment
+type), with the SAM transform applied (samtranslator, as `sam deploy`
+applies it) and parameters and conditions evaluated (cloud-radar), without
+an AWS account: which resources exist, the tables the function gets, the
+ARNs and keys its policy names, where the routes go, which alarms roll a
+deployment back, and which parameter values are refused before anything is
+created."""
 
 import copy
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +19,11 @@ from samtranslator.yaml_helper import yaml_parse
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 REGION = "eu-central-1"
-REQUIRED = {"AuthIssuer": "https://idp.example/", "AuthAudience": "netbird"}
+REQUIRED = {
+    "AuthIssuer": "https://idp.example/",
+    "AuthAudience": "netbird",
+    "AuthOidcConfigEndpoint": "https://idp.example/.well-known/openid-configuration",
+}
 # Logical ids of a stack deployed before the modes existed: an update with
 # the defaults keeps every one of them.
 DEFAULT_IDS = {
@@ -24,6 +32,7 @@ DEFAULT_IDS = {
     "HttpApiApiGatewayDefaultStage", "DeleteTokenLogGroup", "ApiAccessLogGroup", "ErrorsAlarm", "Api5xxAlarm",
     "ThrottlesAlarm",
 }
+ALIAS = "DeleteTokenFunctionAliaslive"
 
 
 class NoManagedPolicies:
@@ -35,16 +44,20 @@ class NoManagedPolicies:
 
 @pytest.fixture(scope="module")
 def cloudformation():
-    """The template as CloudFormation gets it after the SAM transform."""
+    """The template as `sam deploy` uploads it."""
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     sam = yaml_parse(TEMPLATE.read_text())
     # sam build/package put the built code in S3; the transform wants an S3 URI.
     sam["Resources"]["DeleteTokenFunction"]["Properties"]["CodeUri"] = "s3://artifacts/delete-token.zip"
-    return transform(sam, {}, NoManagedPolicies())
+    return sam
 
 
-def render(cloudformation, **params):
-    return Template(copy.deepcopy(cloudformation)).create_stack({**REQUIRED, **params}, region=REGION)
+def render(sam, **params):
+    """The stack `params` make: the SAM transform with those parameters (as
+    CloudFormation applies it), then parameters and conditions evaluated."""
+    params = {**REQUIRED, **params}
+    transformed = transform(copy.deepcopy(sam), params, NoManagedPolicies())
+    return Template(transformed).create_stack(params, region=REGION)
 
 
 def table_arn(account, name, index=None):
@@ -53,8 +66,10 @@ def table_arn(account, name, index=None):
 
 
 def statements(stack):
+    """The role's statements by Sid (cloud-radar leaves an AWS::NoValue in a
+    list as "", which CloudFormation removes)."""
     policies = stack.get_resource("DeleteTokenFunctionRole")["Properties"]["Policies"]
-    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"] if s != ""}
 
 
 def variables(stack):
@@ -85,9 +100,13 @@ def test_defaults_keep_every_logical_id_and_create_everything(cloudformation):
         arn = stack.get_resource(name)["Properties"]["SourceArn"]
         assert arn.endswith(f":HttpApi/*/{method}/api/users/*/tokens/*"), arn
     assert "HttpApi" in stack.data["Outputs"]["ApiUrl"]["Value"]
+    for method in ("delete", "options"):
+        assert route[method]["x-amazon-apigateway-integration"]["uri"].endswith(f"/functions/{ALIAS}/invocations")
 
 
-@pytest.mark.parametrize("tokens,users,keys", [("nb-tokens-prod", "nb-users-prod", "nb-keys-prod"), ("t", "u", "")])
+@pytest.mark.parametrize(
+    "tokens,users,keys", [("nb-tokens-prod", "nb-users-prod", "nb-keys-prod"), ("tok", "usr", "")]
+)
 def test_existing_tables_are_used_and_never_created(cloudformation, tokens, users, keys):
     stack = render(cloudformation, TokensTableName=tokens, UsersTableName=users, KeyCacheTableName=keys)
     resources = set(stack.data["Resources"])
@@ -116,7 +135,7 @@ def test_an_existing_api_gets_the_two_routes(cloudformation, api_id):
     integration = stack.get_resource("ExistingApiIntegration")["Properties"]
     assert integration["ApiId"] == api_id
     assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == ("AWS_PROXY", "2.0")
-    assert "DeleteTokenFunction" in str(integration["IntegrationUri"])
+    assert integration["IntegrationUri"] == ALIAS, "the API invokes the alias"
     routes = {
         stack.get_resource(name)["Properties"]["RouteKey"]: stack.get_resource(name)["Properties"]
         for name in ("ExistingApiDeleteRoute", "ExistingApiPreflightRoute")
@@ -129,6 +148,7 @@ def test_an_existing_api_gets_the_two_routes(cloudformation, api_id):
         assert route["Target"] == "integrations/ExistingApiIntegration"
     for name, method in (("DeleteTokenFunctionDeleteTokenPermission", "DELETE"),
                          ("DeleteTokenFunctionPreflightPermission", "OPTIONS")):
+        assert stack.get_resource(name)["Properties"]["FunctionName"] == ALIAS, "the permission names the alias"
         arn = stack.get_resource(name)["Properties"]["SourceArn"]
         assert arn.startswith(f"arn:aws:execute-api:{REGION}:")
         assert arn.endswith(f":{api_id}/*/{method}/api/users/*/tokens/*")
@@ -137,14 +157,14 @@ def test_an_existing_api_gets_the_two_routes(cloudformation, api_id):
 
 
 def test_existing_tables_and_api_together(cloudformation):
-    stack = render(cloudformation, TokensTableName="tok", UsersTableName="usr", KeyCacheTableName="kc",
+    stack = render(cloudformation, TokensTableName="tok", UsersTableName="usr", KeyCacheTableName="kcache",
                    HttpApiId="q7w8e9r0t1")
     resources = set(stack.data["Resources"])
     assert not {"TokensTable", "UsersTable", "KeyCacheTable", "HttpApi"} & resources
     assert {"DeleteTokenFunction", "ExistingApiIntegration", "ExistingApiDeleteRoute", "ExistingApiPreflightRoute",
             "DeleteTokenLogGroup", "ErrorsAlarm", "ThrottlesAlarm"} <= resources
     env = variables(stack)
-    assert (env["TOKENS_TABLE"], env["USERS_TABLE"], env["KEY_CACHE_TABLE"]) == ("tok", "usr", "kc")
+    assert (env["TOKENS_TABLE"], env["USERS_TABLE"], env["KEY_CACHE_TABLE"]) == ("tok", "usr", "kcache")
 
 
 def test_the_template_is_publishable_as_an_application():
@@ -163,3 +183,137 @@ def test_max_concurrency_reserves_that_many_instances(cloudformation, cap):
     assert int(function["ReservedConcurrentExecutions"]) == int(cap)
     uncapped = render(cloudformation).get_resource("DeleteTokenFunction")["Properties"]
     assert "ReservedConcurrentExecutions" not in uncapped, "0, the default, sets no cap"
+
+
+def deployment_types():
+    return yaml_parse(TEMPLATE.read_text())["Parameters"]["DeploymentType"]["AllowedValues"]
+
+
+@pytest.mark.parametrize("deployment_type", deployment_types())
+def test_every_deployment_type_publishes_behind_the_alias_and_rolls_back_on_the_functions_alarms(
+    cloudformation, deployment_type
+):
+    stack = render(cloudformation, DeploymentType=deployment_type)
+    alias = stack.get_resource(ALIAS)["Properties"]
+    assert alias["Name"] == "live"
+    group = stack.get_resource("DeleteTokenFunctionDeploymentGroup")["Properties"]
+    assert group["DeploymentConfigName"] == f"CodeDeployDefault.Lambda{deployment_type}"
+    assert {a["Name"] for a in group["AlarmConfiguration"]["Alarms"]} == {"ErrorsAlarm", "InvocationErrorsAlarm"}
+    assert group["AlarmConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+    dimensions = {d["Name"]: d["Value"] for d in stack.get_resource("InvocationErrorsAlarm")["Properties"]["Dimensions"]}
+    assert dimensions == {"FunctionName": "DeleteTokenFunction", "Resource": "DeleteTokenFunction:live"}
+
+
+def test_inline_keys_need_no_key_cache_at_all(cloudformation):
+    stack = render(cloudformation, AuthOidcConfigEndpoint="", AuthJwks='{"keys": []}', KeyCacheTableName="shared")
+    assert not {"KeyCacheTable", "KeysStaleAlarm"} & set(stack.data["Resources"])
+    assert variables(stack).get("KEY_CACHE_TABLE", "") == ""
+    assert "ShareProviderKeys" not in statements(stack)
+    assert "KeyCacheTableName" not in stack.data["Outputs"]
+
+
+@pytest.mark.parametrize("params,leading_key", [
+    ({}, "oidc https://idp.example/.well-known/openid-configuration https://idp.example/"),
+    ({"AuthKeysLocation": "https://idp.example/keys"}, "jwks https://idp.example/keys"),
+])
+def test_the_function_may_read_and_write_only_its_own_key_sources_cache_item(cloudformation, params, leading_key):
+    """The key is the one the function computes (its unit test holds the
+    same two strings): the setting as written, with the issuer for
+    discovery."""
+    share = statements(render(cloudformation, **params))["ShareProviderKeys"]
+    condition = share["Condition"]["ForAllValues:StringEquals"]
+    assert condition["dynamodb:LeadingKeys"] == [leading_key]
+    assert set(share["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TokensTableName", "*"),
+    ("TokensTableName", "tokens*"),
+    ("UsersTableName", "users/other"),
+    ("KeyCacheTableName", "k"),
+    ("HttpApiId", "not-an-id"),
+    ("AuthIssuer", ""),
+    ("AuthIssuer", "https://idp.example/ x"),
+    ("AuthAudience", " , "),
+    ("AuthKeysLocation", "http://idp.example/keys"),
+    ("AuthOidcConfigEndpoint", "https://idp.example/ with space"),
+    ("AuthJwks", "not json"),
+    ("AuthUserIdClaim", ""),
+    ("AuthJwtAllowGroups", " , "),
+    ("RateLimitingRpm", "0"),
+    ("RateLimitingRpm", "60001"),
+    ("RateLimitingBurst", "0"),
+    ("MaxConcurrency", "-1"),
+    ("ThrottleRateLimit", "0"),
+    ("KeysStaleAlarmHours", "24"),
+    ("KeysStaleAlarmHours", "0"),
+    ("AlarmTopicArn", "arn:aws:sns:eu-central-1:123:topic"),
+    ("LogLevel", "VERBOSE"),
+    ("DeploymentType", "Canary50Percent1Minute"),
+])
+def test_values_that_cannot_be_right_are_refused_before_anything_is_created(cloudformation, name, value):
+    with pytest.raises(ValueError):
+        render(cloudformation, **{name: value})
+
+
+def test_values_that_can_be_right_are_taken(cloudformation):
+    stack = render(cloudformation, TokensTableName="NetBird.tokens_v2", HttpApiId="a1b2c3d4e5",
+                   AuthAudience="netbird, cli", AuthJwtGroupsClaim="groups", AuthJwtAllowGroups="admins, ops",
+                   AlarmTopicArn="arn:aws:sns:eu-central-1:123456789012:ops-alerts", LogLevel="WARN",
+                   MaxConcurrency="0", RateLimitingRpm="60000")
+    assert variables(stack)["AUTH_JWT_ALLOW_GROUPS"] == "admins, ops"
+    assert stack.get_resource("DeleteTokenFunction")["Properties"]["LoggingConfig"]["ApplicationLogLevel"] == "WARN"
+
+
+def rule_holds(expression, params):
+    """A Rules assertion (Fn::Or, Fn::And, Fn::Not, Fn::Equals, Ref) on
+    `params` (defaults applied), as CloudFormation evaluates it."""
+    (name, value), = expression.items()
+    if name == "Ref":
+        return params[value]
+    args = [rule_holds(a, params) if isinstance(a, dict) else a for a in value]
+    return {"Fn::Or": any, "Fn::And": all}.get(name, lambda a: None)(args) if name in ("Fn::Or", "Fn::And") else (
+        not args[0] if name == "Fn::Not" else args[0] == args[1])
+
+
+def rules_refusing(params):
+    template = yaml_parse(TEMPLATE.read_text())
+    values = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}
+    values.update(REQUIRED, **params)
+    refused = []
+    for rule_name, rule in template["Rules"].items():
+        if "RuleCondition" in rule and not rule_holds(rule["RuleCondition"], values):
+            continue
+        refused += [rule_name for a in rule["Assertions"] if not rule_holds(a["Assert"], values)]
+    return refused
+
+
+def test_rules_refuse_what_no_single_parameter_can():
+    assert rules_refusing({}) == []
+    assert rules_refusing({"AuthOidcConfigEndpoint": ""}) == ["OneKeySource"]
+    assert rules_refusing({"AuthJwks": "{}", "AuthOidcConfigEndpoint": ""}) == []
+    assert rules_refusing({"AuthJwtAllowGroups": "admins"}) == ["AllowedGroupsNeedTheirClaim"]
+    assert rules_refusing({"AuthJwtAllowGroups": "admins", "AuthJwtGroupsClaim": "groups"}) == []
+
+
+def test_the_dashboard_and_the_saved_queries_read_the_functions_logs(cloudformation):
+    stack = render(cloudformation)
+    body = json.loads(stack.get_resource("Dashboard")["Properties"]["DashboardBody"])
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    for wanted in ("Requests by outcome", "Duration", "Cold starts", "429s", "Key refresh failures", "Throttles"):
+        assert any(t.startswith(wanted) for t in titles), (wanted, titles)
+    for widget in body["widgets"]:
+        if widget["type"] == "log":
+            assert widget["properties"]["query"].startswith("SOURCE 'DeleteTokenLogGroup'")
+    queries = {r: stack.get_resource(r)["Properties"] for r in stack.data["Resources"]
+               if stack.data["Resources"][r]["Type"] == "AWS::Logs::QueryDefinition"}
+    assert len(queries) == 4
+    for query in queries.values():
+        assert query["LogGroupNames"] == ["DeleteTokenLogGroup"]
+    text = " ".join(q["QueryString"] for q in queries.values())
+    for needle in ('result = "deleted"', 'result = "unknown"', "by cause", "keys failed"):
+        assert needle in text, needle
+    alarm = stack.get_resource("KeysStaleAlarm")["Properties"]
+    assert int(alarm["Threshold"]) == 6
+    assert int(render(cloudformation, KeysStaleAlarmHours="2").get_resource("KeysStaleAlarm")["Properties"]["Threshold"]) == 2
