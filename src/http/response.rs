@@ -71,6 +71,10 @@ impl Outcome {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        // RFC 9110: a 405 names the methods the route has.
+        if self == Outcome::MethodNotAllowed {
+            headers.insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+        }
         if self == Outcome::Preflight {
             for (name, value) in [
                 (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, PUT, DELETE, OPTIONS"),
@@ -166,6 +170,12 @@ mod tests {
     fn ids_with_quotes_stay_valid_json() {
         let (_, got) = body(Outcome::TokenNotFound("a\"b\\c".into()));
         assert_eq!(got["message"], "pat: a\"b\\c not found");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_methods_allowed() {
+        assert_eq!(answer(Outcome::MethodNotAllowed).headers()["allow"], "DELETE, OPTIONS");
+        assert!(answer(Outcome::RouteNotFound).headers().get("allow").is_none());
     }
 
     #[test]

@@ -151,5 +151,34 @@ async fn the_function_under_cargo_lambda_watch() {
     let (ok, lines) = smoke(&[("URL", format!("http://{nowhere}"))]);
     assert!(!ok, "{lines}");
     assert_eq!(lines.lines().filter(|l| l.starts_with("FAIL ")).count(), 3, "{lines}");
+
+    // Schemathesis, from docs/openapi.yaml: ids, headers and methods it
+    // generates, with a valid PAT (from the environment) and without
+    // credentials; its checks and ours (tests/api/hooks.py) all pass, and
+    // nothing of the table changes.
+    stack.user("st-owner", ACCOUNT, "owner").await;
+    let st_pat = stack.live_token("st-owner", "st-login").await;
+    let before = stack.tokens().await;
+    let work = std::env::temp_dir().join(format!("schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    for (config, pat) in [("with-pat", st_pat.as_str()), ("without-credentials", "")] {
+        let out = std::process::Command::new(root.join(".venv/bin/schemathesis"))
+            .arg("--config-file")
+            .arg(root.join("tests/api").join(format!("{config}.toml")))
+            .arg("run")
+            .arg(root.join("docs/openapi.yaml"))
+            .args(["--url", &base, "--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+            .env("SCHEMATHESIS_HOOKS", root.join("tests/api/hooks.py"))
+            .env("SCHEMATHESIS_PAT", pat)
+            .env("NO_COLOR", "1")
+            .current_dir(&work)
+            .output()
+            .expect("schemathesis runs: make setup installs it");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "schemathesis, {config}:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(report.contains("generated") && report.contains("passed"), "{config}: it ran no test: {report}");
+    }
+    assert_eq!(stack.tokens().await, before, "Schemathesis changed the table");
+    let _ = std::fs::remove_dir_all(work);
     let _ = std::fs::remove_file(env_file);
 }

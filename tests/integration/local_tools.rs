@@ -107,3 +107,19 @@ fn the_local_stack_never_gets_the_developers_aws_identity() {
     assert!(!env.contains("AKIAREAL") && !env.contains("real-secret") && !env.contains("real-session"));
     assert!(value("AWS_ENDPOINT_URL_DYNAMODB").is_some_and(|url| url.starts_with("http://127.0.0.1:")));
 }
+
+/// A token handed to `make smoke` as a make argument, which `ps` shows, is
+/// refused before anything runs.
+#[test]
+fn make_smoke_refuses_a_token_on_its_command_line() {
+    let out = std::process::Command::new("make")
+        .args(["--no-print-directory", "smoke", "TOKEN=nbp_on_the_command_line", "URL=http://127.0.0.1:9"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TOKEN")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(stderr.contains("TOKEN on make's command line shows in ps"), "{stderr}");
+    assert!(!stdout.contains("preflight"), "the smoke checks never ran: {stdout}");
+}
