@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test check setup lint unit unit-and-integration validate build sam-build deploy smoke bench fuzz token clean
+.PHONY: run test check setup lint unit documents unit-and-integration validate build sam-build deploy smoke bench fuzz token clean
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
@@ -19,11 +19,14 @@ run: setup
 ## run as ordinary tests in unit-and-integration; make fuzz explores further)
 test: setup lint validate unit-and-integration sam-build
 
-## make check: the fast loop, no DynamoDB: format, clippy, unit tests
-check: lint unit
+## make check: the fast loop, no DynamoDB: format, clippy, unit tests, the documents held to the code
+check: lint unit documents
 
 unit:
 	cargo test --locked --features devstack --lib --bins
+
+documents:
+	cargo test --locked --features devstack --test documents
 
 lint:
 	cargo fmt --all -- --check

@@ -88,6 +88,9 @@ struct Measured {
     /// Mean GB-ms billed per warm invocation (each rounded up to 1 ms).
     billed: f64,
     rss_kib: u64,
+    /// Bytes the function wrote to its log per warm invocation (what
+    /// CloudWatch Logs ingests, Lambda's own lines aside).
+    log_bytes: f64,
 }
 
 /// One figure of a [`Measured`].
@@ -199,18 +202,24 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
         let (runtime, function, _) = start(subject, setting).await;
         instances.push((runtime, function, Vec::new(), Vec::new()));
     }
+    let log_bytes =
+        |function: &Function| -> usize { function.output.lock().unwrap().iter().map(|line| line.len() + 1).sum() };
+    let mut logged = vec![0usize; subjects.len()];
     for _ in 0..blocks {
-        for (subject, (runtime, function, latencies, cpu)) in subjects.iter().zip(&mut instances) {
+        for ((subject, (runtime, function, latencies, cpu)), logged) in
+            subjects.iter().zip(&mut instances).zip(&mut logged)
+        {
             invoke_ok(runtime, function, &subject.event()).await;
-            let cpu_before = cpu_time(function.pid());
+            let (cpu_before, log_before) = (cpu_time(function.pid()), log_bytes(function));
             for _ in 0..PER_BLOCK {
                 latencies.push(invoke_ok(runtime, function, &subject.event()).await);
             }
             cpu.push((cpu_time(function.pid()) - cpu_before) / PER_BLOCK as u32);
+            *logged += log_bytes(function) - log_before;
         }
     }
     let mut measured = Vec::new();
-    for (_, function, mut latencies, cpu) in instances {
+    for ((_, function, mut latencies, cpu), logged) in instances.into_iter().zip(logged) {
         let rss_kib = function.memory_kib("VmHWM:");
         function.stop().await;
         let gb = match setting.condition {
@@ -225,6 +234,7 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
             cpu: median(cpu),
             billed: billed / latencies.len() as f64,
             rss_kib,
+            log_bytes: logged as f64 / latencies.len() as f64,
             ..Measured::default()
         });
     }
@@ -505,7 +515,7 @@ fn report(r: &Report) {
         r.rtt.as_millis(),
         r.provider_rtt.as_millis()
     );
-    let rows: [(&str, &Metric, &str, usize); 8] = [
+    let rows: [(&str, &Metric, &str, usize); 9] = [
         ("init", &|m| ms(m.init), "ms", 1),
         ("first invocation", &|m| ms(m.first), "ms", 1),
         ("cold = init + first", &|m| ms(m.cold()), "ms", 1),
@@ -514,6 +524,7 @@ fn report(r: &Report) {
         ("CPU per warm invocation", &|m| m.cpu.as_secs_f64() * 1e6, "µs", 0),
         ("GB-ms billed per warm request", &|m| m.billed, "", 3),
         ("peak RSS", &|m| m.rss_kib as f64 / 1024.0, "MiB", 1),
+        ("log bytes per warm request", &|m| m.log_bytes, "B", 0),
     ];
     for (c, condition) in r.conditions.iter().enumerate() {
         println!("\n{}\n", condition.label());

@@ -168,11 +168,7 @@ impl Store for DynamoStore {
             .config_override(within(deadline, "UpdateItem")?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(store_error("UpdateItem")(e)),
-        }
+        written(result, "UpdateItem")
     }
 
     async fn delete_token(
@@ -286,12 +282,22 @@ impl SharedKeyCache for DynamoStore {
                 .config_override(within(deadline, "PutItem")?)
                 .send()
                 .await;
-            match result {
-                Ok(_) => Ok(true),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-                Err(e) => Err(store_error("PutItem")(e)),
-            }
+            written(result, "PutItem")
         })
+    }
+}
+
+/// A conditional write's result: `false` when its condition failed and
+/// nothing was written.
+fn written<T, E, R>(result: Result<T, SdkError<E, R>>, operation: &'static str) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(store_error(operation)(e)),
     }
 }
 

@@ -349,7 +349,7 @@ async fn malformed_user_rows_fail_closed() {
     assert_eq!(stack.tokens().await, before);
 }
 
-/// An existing table that differs from the schema (README, "What an
+/// An existing table that differs from the schema (docs/spec.md §5, "An
 /// existing table must have"): a tokens table without its
 /// `hashedToken-index`, a users table keyed on another attribute. Each call
 /// fails: a 500, never a wrong answer, and nothing changes.
