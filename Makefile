@@ -16,8 +16,11 @@ run: setup
 	$(WITH_DDB) scripts/run-local
 
 ## make test: every check; .ci/run calls this and nothing else (fuzz seeds
-## run as ordinary tests in unit-and-integration; make fuzz explores further)
-test: setup lint validate unit-and-integration sam-build
+## run as ordinary tests in unit-and-integration; make fuzz explores further).
+## The installs (mostly downloads) run beside clippy (CPU), which needs none of them.
+test:
+	$(MAKE) --no-print-directory -j2 --output-sync=target setup lint
+	$(MAKE) --no-print-directory validate unit-and-integration sam-build
 
 ## make check: the fast loop, no DynamoDB: format, clippy, unit tests, the documents held to the code
 check: lint unit documents

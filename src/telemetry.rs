@@ -57,6 +57,10 @@ pub const KEY_REFRESH_METRICS: [Metric; 2] = [metric("KeyRefreshFailures", "Coun
 
 /// Lambda's application log levels, least severe first.
 const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+/// Levels as indexes into [`LAMBDA_LEVELS`].
+const INFO: usize = 2;
+const WARN: usize = 3;
+const ERROR: usize = 4;
 
 /// The least severe `level` a record may carry and still be kept by
 /// Lambda's filter (an index into [`LAMBDA_LEVELS`]); INFO until init
@@ -95,13 +99,12 @@ pub fn init_logging(settings: &LogSettings) {
 /// Lambda's application log level when higher. Lambda filters only JSON
 /// logs; text lines are never dropped.
 fn record_floor(settings: &LogSettings) -> usize {
-    let info = 2;
     let lambda = settings
         .lambda_level
         .as_deref()
         .filter(|_| settings.json)
         .and_then(|asked| LAMBDA_LEVELS.iter().position(|level| level.eq_ignore_ascii_case(asked)));
-    lambda.map_or(info, |asked| asked.max(info))
+    lambda.map_or(INFO, |asked| asked.max(INFO))
 }
 
 /// Log targets that may print credentials or rows at their lower levels:
@@ -190,7 +193,7 @@ fn record(floor: usize, fields: Value) {
     let mut timestamp = String::new();
     let _ = fmt::time::SystemTime.format_time(&mut Writer::new(&mut timestamp));
     line.insert("timestamp".into(), timestamp.into());
-    let level = floor.max(*RECORD_FLOOR.get().unwrap_or(&2));
+    let level = floor.max(*RECORD_FLOOR.get().unwrap_or(&INFO));
     line.insert("level".into(), LAMBDA_LEVELS[level.min(LAMBDA_LEVELS.len() - 1)].into());
     if let Value::Object(fields) = fields {
         line.extend(fields);
@@ -223,7 +226,7 @@ impl RequestSummary<'_> {
     /// One line per request: the access log and, in the same JSON
     /// document, its CloudWatch metrics.
     pub fn log(&self) {
-        record(2, self.document(SystemTime::now()));
+        record(INFO, self.document(SystemTime::now()));
     }
 
     /// The request's fields and its [`REQUEST_METRICS`], in EMF.
@@ -264,8 +267,7 @@ pub struct KeyRefreshFailure<'a> {
 
 impl KeyRefreshFailure<'_> {
     pub fn log(&self) {
-        let (warn, error) = (3, 4);
-        record(if self.configuration { error } else { warn }, self.document(SystemTime::now()));
+        record(if self.configuration { ERROR } else { WARN }, self.document(SystemTime::now()));
     }
 
     pub fn document(&self, now: SystemTime) -> Value {
@@ -302,7 +304,7 @@ pub struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     pub fn log(&self) {
-        record(2, self.document());
+        record(INFO, self.document());
     }
 
     pub fn document(&self) -> Value {

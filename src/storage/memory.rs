@@ -98,14 +98,6 @@ impl MemoryStore {
         state.index = state.tokens.values().map(|t| (t.hashed_token.clone(), t.clone())).collect();
     }
 
-    pub fn key_set(&self, source: &str) -> Option<CachedKeySet> {
-        self.state().key_sets.get(source).cloned()
-    }
-
-    pub fn put_key_set(&self, source: &str, entry: CachedKeySet) {
-        self.state().key_sets.insert(source.to_owned(), entry);
-    }
-
     /// The next `call` meets `fault`.
     pub fn fail_next(&self, call: Call, fault: Fault) {
         self.state().faults.push((call, fault));
@@ -230,7 +222,7 @@ impl SharedKeyCache for MemoryStore {
     ) -> BoxFuture<'a, Result<Option<CachedKeySet>, StoreError>> {
         Box::pin(async move {
             self.call(Call::LoadKeys, "GetItem", deadline).await?;
-            Ok(self.key_set(source))
+            Ok(self.state().key_sets.get(source).cloned())
         })
     }
 

@@ -8,6 +8,9 @@ mod common;
 
 mod delete_token;
 mod e2e;
+// The soak: named so that it starts among the first (libtest starts tests
+// in name order), as it is the longest.
+mod endurance;
 mod events;
 mod faults;
 mod identity_providers;
@@ -17,4 +20,3 @@ mod local_tools;
 mod races;
 mod rate_limit;
 mod runtime;
-mod soak;
