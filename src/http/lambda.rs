@@ -220,4 +220,59 @@ mod tests {
             assert_eq!(names, ["access-control-allow-origin", "content-type", "x-request-id"], "{got}");
         }
     }
+
+    /// The edge's rows of the status table, through the real entry point
+    /// on the in-memory store: what never reaches the app.
+    #[tokio::test]
+    async fn the_edges_answers_come_before_any_credential_is_read() {
+        let key = crate::devkeys::DevKey::generate_es256("k").unwrap();
+        let jwks = key.jwks_json().unwrap();
+        let vars = [
+            ("TOKENS_TABLE", "tokens"),
+            ("USERS_TABLE", "users"),
+            ("AUTH_ISSUER", "https://idp.test/"),
+            ("AUTH_AUDIENCE", "netbird"),
+            ("AUTH_JWKS", jwks.as_str()),
+        ];
+        let config =
+            crate::config::Config::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))
+                .unwrap();
+        let store = Arc::new(crate::storage::memory::MemoryStore::default());
+        let app = Arc::new(App::new(&config, store, None).unwrap());
+        let url = |method: &str, path: &str, body: Option<String>| {
+            let event = serde_json::json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": {},
+                "requestContext": { "http": { "method": method, "path": path } },
+                "body": body, "isBase64Encoded": false
+            });
+            serde_json::value::to_raw_value(&event).unwrap()
+        };
+        let path = "/api/users/u/tokens/t";
+        let cases = [
+            (url("OPTIONS", path, None), 204, Value::Null),
+            (url("GET", path, None), 405, serde_json::json!({ "message": "method not allowed", "code": 405 })),
+            (url("DELETE", "/api/peers/p", None), 404, serde_json::json!({ "message": "not found", "code": 404 })),
+            (
+                url("DELETE", path, Some("x".repeat(MAX_BODY_BYTES + 1))),
+                400,
+                serde_json::json!({ "message": "request body too large", "code": 400 }),
+            ),
+            (
+                serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap(),
+                400,
+                serde_json::json!({ "message": "invalid request", "code": 400 }),
+            ),
+            (
+                url("DELETE", path, None),
+                401,
+                serde_json::json!({ "message": "no valid authentication provided", "code": 401 }),
+            ),
+        ];
+        for (event, status, want) in cases {
+            let got = answer_event(app.clone(), &event, context()).await;
+            assert_eq!(got["statusCode"], status, "{got}");
+            let body = got["body"].as_str().filter(|b| !b.is_empty()).map(|b| serde_json::from_str(b).unwrap());
+            assert_eq!(body.unwrap_or(Value::Null), want, "{got}");
+        }
+    }
 }

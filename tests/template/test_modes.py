@@ -317,3 +317,24 @@ def test_the_dashboard_and_the_saved_queries_read_the_functions_logs(cloudformat
     alarm = stack.get_resource("KeysStaleAlarm")["Properties"]
     assert int(alarm["Threshold"]) == 6
     assert int(render(cloudformation, KeysStaleAlarmHours="2").get_resource("KeysStaleAlarm")["Properties"]["Threshold"]) == 2
+
+
+# What CloudFormation replaces an AWS::DynamoDB::Table for when it changes
+# (the rest it updates in place).
+REPLACING = ("TableName", "KeySchema", "LocalSecondaryIndexes")
+
+
+def test_an_update_from_0_2_0_replaces_no_table(cloudformation):
+    released = yaml_parse((Path(__file__).parent / "tables-0.2.0.yaml").read_text())
+    resources = cloudformation["Resources"]
+    for logical_id, before in released.items():
+        now = resources[logical_id]
+        assert now["Type"] == before["Type"]
+        for name in REPLACING:
+            assert now["Properties"].get(name) == before["Properties"].get(name), (logical_id, name)
+        keys = {k["AttributeName"] for k in now["Properties"]["KeySchema"]}
+        types = lambda table: {d["AttributeName"]: d["AttributeType"] for d in table["Properties"]["AttributeDefinitions"]}
+        assert {k: types(now)[k] for k in keys} == {k: types(before)[k] for k in keys}, logical_id
+        assert (now["DeletionPolicy"], now["UpdateReplacePolicy"]) == (before["DeletionPolicy"], before["UpdateReplacePolicy"])
+    # And with the defaults every one of them is still there.
+    assert set(released) <= set(render(cloudformation).data["Resources"])
