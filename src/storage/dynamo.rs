@@ -71,12 +71,13 @@ impl DynamoStore {
         self.key_cache_table.is_some().then(|| self.clone() as Arc<dyn SharedKeyCache>)
     }
 
-    async fn get_user(&self, user_id: &UserId, deadline: &Deadline) -> Result<Option<Item>, StoreError> {
+    /// The item under `key` in `table`, read strongly consistent.
+    async fn get(&self, table: &str, key: Item, deadline: &Deadline) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.users_table)
-            .set_key(Some(user_key(user_id)))
+            .table_name(table)
+            .set_key(Some(key))
             .consistent_read(true)
             .customize()
             .config_override(within(deadline, "GetItem")?)
@@ -91,11 +92,11 @@ impl Store for DynamoStore {
     /// Made twice at once, it opens the two connections a request may use
     /// at once (a PAT's UpdateItem beside a GetItem; two users' GetItems).
     async fn warm_up(&self) -> Result<(), StoreError> {
-        self.get_user(&UserId::from(WARM_UP_KEY), &Deadline::Unknown).await.map(|_| ())
+        self.get(&self.users_table, user_key(&UserId::from(WARM_UP_KEY)), &Deadline::Unknown).await.map(|_| ())
     }
 
     async fn user(&self, user_id: &UserId, deadline: &Deadline) -> Result<Option<User>, StoreError> {
-        let Some(item) = self.get_user(user_id, deadline).await? else { return Ok(None) };
+        let Some(item) = self.get(&self.users_table, user_key(user_id), deadline).await? else { return Ok(None) };
         User::from_item(&item).map(Some).map_err(|e| StoreError::new("GetItem", format!("users row {user_id}: {e}")))
     }
 
@@ -229,18 +230,7 @@ impl SharedKeyCache for DynamoStore {
         Box::pin(async move {
             let table =
                 self.key_cache_table.as_deref().ok_or_else(|| StoreError::new("GetItem", "no key cache table"))?;
-            let out = self
-                .client
-                .get_item()
-                .table_name(table)
-                .set_key(Some(key_cache_key(source)))
-                .consistent_read(true)
-                .customize()
-                .config_override(within(deadline, "GetItem")?)
-                .send()
-                .await
-                .map_err(store_error("GetItem"))?;
-            let Some(item) = out.item else { return Ok(None) };
+            let Some(item) = self.get(table, key_cache_key(source), deadline).await? else { return Ok(None) };
             let row = KeyCacheItem::from_item(&item)
                 .map_err(|e| StoreError::new("GetItem", format!("key cache row: {e}")))?;
             Ok(Some(row.entry))

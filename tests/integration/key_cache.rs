@@ -107,6 +107,18 @@ fn documents(lines: &[String]) -> Vec<Value> {
     lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+/// The account, its keys in the cache, and then a provider that answers
+/// 503 to everything.
+async fn seeded_then_down() -> (Stack, Idp) {
+    let stack = account().await;
+    let idp = provider(&stack.keys.jwks()).await;
+    seed(&stack, &idp).await;
+    let down = Reply { status: 503, headers: Vec::new(), body: "down".into() };
+    idp.set(WELL_KNOWN, down.clone());
+    idp.set("/certs", down);
+    (stack, idp)
+}
+
 /// A first instance fills the cache (and is gone).
 async fn seed(stack: &Stack, idp: &Idp) {
     let (runtime, function) = by_discovery(stack, idp).await;
@@ -185,12 +197,7 @@ async fn concurrent_refreshes_keep_the_newest_set() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_provider_down_costs_nothing_with_a_fresh_cache_and_is_a_500_past_the_stale_limit() {
-    let stack = account().await;
-    let idp = provider(&stack.keys.jwks()).await;
-    seed(&stack, &idp).await;
-    let down = Reply { status: 503, headers: Vec::new(), body: "down".into() };
-    idp.set(WELL_KNOWN, down.clone());
-    idp.set("/certs", down);
+    let (stack, idp) = seeded_then_down().await;
     let before = asked(&idp);
     let (runtime, function) = by_discovery(&stack, &idp).await;
     assert_eq!(delete(&runtime, "t1", &bearer(&stack.keys.es256)).await.status, 200);
@@ -391,12 +398,7 @@ async fn the_cache_write_replaces_exactly_what_it_must() {
 /// stale-keys alarm's metric), long before JWTs fail at 24 h.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_failing_for_hours_is_reported_long_before_the_cliff() {
-    let stack = account().await;
-    let idp = provider(&stack.keys.jwks()).await;
-    seed(&stack, &idp).await;
-    let down = Reply { status: 503, headers: Vec::new(), body: "down".into() };
-    idp.set(WELL_KNOWN, down.clone());
-    idp.set("/certs", down);
+    let (stack, idp) = seeded_then_down().await;
     // Fetched 6 h ago with a max-age of 1 h: 5 h past its lifetime.
     let fetched_at = now_ms() - 6 * 3_600_000;
     alter_cache_row(&stack, attr::FETCHED_AT, AttributeValue::N(fetched_at.to_string())).await;
