@@ -238,7 +238,19 @@ mod tests {
             crate::config::Config::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))
                 .unwrap();
         let store = Arc::new(crate::storage::memory::MemoryStore::default());
-        let app = Arc::new(App::new(&config, store, None).unwrap());
+        store.put_token(crate::domain::PersonalAccessToken {
+            user_id: "u".into(),
+            token_id: "t".into(),
+            account_id: "a".into(),
+            name: "kept".into(),
+            hashed_token: "h".into(),
+            expires_at: Some(i64::MAX),
+            created_at: None,
+            created_by: None,
+            last_used: None,
+            rate_limited_until: None,
+        });
+        let app = Arc::new(App::new(&config, store.clone(), None).unwrap());
         let url = |method: &str, path: &str, body: Option<String>| {
             let event = serde_json::json!({
                 "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": {},
@@ -274,5 +286,6 @@ mod tests {
             let body = got["body"].as_str().filter(|b| !b.is_empty()).map(|b| serde_json::from_str(b).unwrap());
             assert_eq!(body.unwrap_or(Value::Null), want, "{got}");
         }
+        assert!(store.token("u", "t").is_some(), "the token u/t is still there");
     }
 }
