@@ -172,7 +172,7 @@ impl<S: tracing::Subscriber> Layer<S> for RecordLayer {
 }
 
 /// An event's message, as recorded.
-pub(crate) fn message_of(event: &tracing::Event<'_>) -> String {
+fn message_of(event: &tracing::Event<'_>) -> String {
     struct Message(String);
     impl Visit for Message {
         fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {

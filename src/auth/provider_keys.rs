@@ -37,7 +37,14 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// A shared entry fetched later than this ahead of the clock that judges
 /// it is not believed (it would stay fresh too long).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The latest `fetchedAt` a shared entry may claim and still be believed,
+/// judged at `judged_at_ms`: by this instance's clock when it reads the
+/// cache, by a fresh fetch's time when it writes it.
+pub fn believable_until(judged_at_ms: u64) -> u64 {
+    judged_at_ms.saturating_add(millis(MAX_CLOCK_SKEW))
+}
 
 /// How often one instance may ask the shared cache and the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,17 +74,11 @@ pub struct CachedKeySet {
 }
 
 impl CachedKeySet {
-    /// The latest `fetchedAt` another entry may claim and still be believed,
-    /// judged when this one was fetched.
-    pub fn believable_until(&self) -> u64 {
-        self.fetched_at_ms.saturating_add(millis(MAX_CLOCK_SKEW))
-    }
-
     /// Whether this set, just fetched, replaces `held` in the shared cache:
     /// `held` was fetched earlier, or claims a time too far ahead to be
     /// believed. A newer believable set is never replaced.
     pub fn replaces(&self, held: &CachedKeySet) -> bool {
-        held.fetched_at_ms < self.fetched_at_ms || held.fetched_at_ms > self.believable_until()
+        held.fetched_at_ms < self.fetched_at_ms || held.fetched_at_ms > believable_until(self.fetched_at_ms)
     }
 }
 
@@ -368,7 +369,7 @@ impl ProviderKeys {
         if entry.fetched_at_ms <= self.snapshot().fetched_at_ms {
             return;
         }
-        if entry.fetched_at_ms > now_ms().saturating_add(millis(MAX_CLOCK_SKEW)) {
+        if entry.fetched_at_ms > believable_until(now_ms()) {
             return tracing::warn!("ignored the shared key cache's entry: fetched in the future");
         }
         match KeySet::parse(entry.document.as_bytes()) {

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::BoxFuture;
 
-use crate::auth::provider_keys::{CachedKeySet, SharedKeyCache};
+use crate::auth::provider_keys::{believable_until, CachedKeySet, SharedKeyCache};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::domain::rate_limit::Payment;
@@ -45,7 +45,7 @@ where
             }
             _ => DisplayErrorContext(&e).to_string(),
         };
-        StoreError { operation, detail }
+        StoreError::new(operation, detail)
     }
 }
 
@@ -267,7 +267,7 @@ impl SharedKeyCache for DynamoStore {
                 .expression_attribute_values(":string", string_value("S"))
                 .expression_attribute_values(":number", string_value("N"))
                 .expression_attribute_values(":fetched", number_value(entry.fetched_at_ms))
-                .expression_attribute_values(":believable", number_value(entry.believable_until()))
+                .expression_attribute_values(":believable", number_value(believable_until(entry.fetched_at_ms)))
                 .customize()
                 .config_override(within(deadline, "PutItem")?)
                 .send()

@@ -269,12 +269,19 @@ def test_values_that_can_be_right_are_taken(cloudformation):
 def rule_holds(expression, params):
     """A Rules assertion (Fn::Or, Fn::And, Fn::Not, Fn::Equals, Ref) on
     `params` (defaults applied), as CloudFormation evaluates it."""
-    (name, value), = expression.items()
-    if name == "Ref":
+    ((function, value),) = expression.items()
+    if function == "Ref":
         return params[value]
     args = [rule_holds(a, params) if isinstance(a, dict) else a for a in value]
-    return {"Fn::Or": any, "Fn::And": all}.get(name, lambda a: None)(args) if name in ("Fn::Or", "Fn::And") else (
-        not args[0] if name == "Fn::Not" else args[0] == args[1])
+    if function == "Fn::Or":
+        return any(args)
+    if function == "Fn::And":
+        return all(args)
+    if function == "Fn::Not":
+        return not args[0]
+    if function == "Fn::Equals":
+        return args[0] == args[1]
+    raise ValueError(f"a function the rules do not use: {function}")
 
 
 def rules_refusing(params):
