@@ -4,8 +4,15 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use reqwest::Url;
+
+/// NetBird's defaults for its rate limit (spec §9).
+pub const DEFAULT_RPM: u32 = 6;
+pub const DEFAULT_BURST: u32 = 500;
+/// The claim that names the caller when `AUTH_USER_ID_CLAIM` is unset.
+pub const DEFAULT_USER_ID_CLAIM: &str = "sub";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -17,9 +24,6 @@ pub struct Config {
     pub auth: AuthConfig,
     /// NetBird's per-PAT rate limit (spec §9); `None` when off.
     pub rate_limit: Option<RateLimit>,
-    /// `AWS_ENDPOINT_URL_DYNAMODB`, which the SDK reads itself; here it
-    /// chooses the TLS roots to trust.
-    pub dynamodb_endpoint: Option<String>,
 }
 
 /// How the function logs: Lambda's advanced logging controls
@@ -33,6 +37,9 @@ pub struct LogSettings {
     pub lambda_level: Option<String>,
     /// `RUST_LOG`, used when Lambda sets no level.
     pub rust_log: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the metrics' dimension, so that stacks
+    /// sharing an account and region never share a series.
+    pub function_name: Option<String>,
 }
 
 impl LogSettings {
@@ -42,15 +49,17 @@ impl LogSettings {
             json: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             lambda_level: get("AWS_LAMBDA_LOG_LEVEL"),
             rust_log: get("RUST_LOG"),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         }
     }
 }
 
-/// A token bucket per PAT: `per_minute` refill, `burst` capacity.
+/// A token bucket per PAT: `per_minute` refill, `burst` capacity; neither
+/// can be zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
-    pub per_minute: u32,
-    pub burst: u32,
+    pub per_minute: NonZeroU32,
+    pub burst: NonZeroU32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +118,16 @@ pub enum ConfigError {
         "AUTH_JWT_ALLOW_GROUPS is set but names no group (only commas and spaces); unset it to turn the check off"
     )]
     NoGroups,
+    #[error("AUTH_JWKS is not a usable key set: {0}")]
+    BadJwks(String),
+    #[error("the identity provider's HTTP client cannot be built (TLS roots: SSL_CERT_FILE, SSL_CERT_DIR): {0}")]
+    HttpClient(String),
+    #[error(
+        "the DynamoDB endpoint {0:?} (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL or an AWS config file's \
+         endpoint_url) must be https:// (http:// only to a loopback host): whatever answers as DynamoDB decides \
+         who is authenticated"
+    )]
+    InsecureDynamoDbEndpoint(String),
 }
 
 /// An identity provider's URL the function may fetch: `https://`, or plain
@@ -185,12 +204,13 @@ impl Config {
             (None, Some(_)) => return Err(ConfigError::GroupsWithoutClaim),
             (Some(claim), Some(groups)) => Some(AllowedGroups { claim, groups }),
         };
-        let positive = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
-            get(name).map_or(Ok(default), |v| v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::NotPositive(name)))
+        let positive = |name: &'static str, default: u32| -> Result<NonZeroU32, ConfigError> {
+            let value = get(name).map_or(Some(default), |v| v.parse().ok());
+            value.and_then(NonZeroU32::new).ok_or(ConfigError::NotPositive(name))
         };
         let rate_limit = RateLimit {
-            per_minute: positive("NB_API_RATE_LIMITING_RPM", 6)?,
-            burst: positive("NB_API_RATE_LIMITING_BURST", 500)?,
+            per_minute: positive("NB_API_RATE_LIMITING_RPM", DEFAULT_RPM)?,
+            burst: positive("NB_API_RATE_LIMITING_BURST", DEFAULT_BURST)?,
         };
         let rate_limit = match get("NB_API_RATE_LIMITING_ENABLED").map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("false") => None,
@@ -215,11 +235,10 @@ impl Config {
                 issuer: require("AUTH_ISSUER")?,
                 audiences,
                 keys,
-                user_id_claim: get("AUTH_USER_ID_CLAIM").unwrap_or_else(|| "sub".into()),
+                user_id_claim: get("AUTH_USER_ID_CLAIM").unwrap_or_else(|| DEFAULT_USER_ID_CLAIM.into()),
                 allowed_groups,
             },
             rate_limit,
-            dynamodb_endpoint: get("AWS_ENDPOINT_URL_DYNAMODB"),
         })
     }
 }
@@ -343,7 +362,11 @@ mod tests {
         };
         assert_eq!(with(&[]), Ok(None), "off by default");
         assert_eq!(with(&[("NB_API_RATE_LIMITING_RPM", "60")]), Ok(None), "off unless enabled");
-        let on = RateLimit { per_minute: 6, burst: 500 };
+        let limit = |per_minute, burst| RateLimit {
+            per_minute: NonZeroU32::new(per_minute).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        };
+        let on = limit(6, 500);
         assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "true")]), Ok(Some(on)), "NetBird's defaults");
         assert_eq!(
             with(&[
@@ -351,7 +374,7 @@ mod tests {
                 ("NB_API_RATE_LIMITING_RPM", "120"),
                 ("NB_API_RATE_LIMITING_BURST", "10")
             ]),
-            Ok(Some(RateLimit { per_minute: 120, burst: 10 }))
+            Ok(Some(limit(120, 10)))
         );
         assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "false")]), Ok(None));
         for (name, value) in [

@@ -6,7 +6,10 @@
 //! instead of the call being cancelled from outside.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: tests can stop it and move it, and nothing waits in real time.
+use tokio::time::Instant;
 
 use crate::clock::unix_millis;
 
@@ -54,6 +57,17 @@ impl Deadline {
         Instant::now().checked_add(left).map_or(Deadline::Unknown, Deadline::At)
     }
 
+    /// This deadline, or `limit` from now when that is sooner: a slice of
+    /// the time left.
+    pub fn sooner(&self, limit: Duration) -> Self {
+        let slice = Self::after(limit);
+        match (self, slice) {
+            (Deadline::At(at), Deadline::At(cut)) => Deadline::At((*at).min(cut)),
+            (Deadline::At(at), Deadline::Unknown) => Deadline::At(*at),
+            (Deadline::Unknown, slice) => slice,
+        }
+    }
+
     /// Time left for work; `None` when unknown.
     pub fn left(&self) -> Option<Duration> {
         match self {
@@ -89,38 +103,44 @@ mod tests {
     use super::*;
     use crate::clock::unix_millis as now_ms;
 
+    const MS: Duration = Duration::from_millis(1);
+
     #[test]
-    fn lambda_deadlines_leave_the_answer_margin() {
+    fn lambda_deadlines_leave_the_answer_margin_and_a_past_one_leaves_nothing() {
         let left = Deadline::from_lambda_ms(now_ms() + 6_000).left().unwrap();
-        assert!(left <= Duration::from_millis(5_500) && left > Duration::from_millis(5_000), "{left:?}");
+        assert!(left <= 5_500 * MS && left > 5_000 * MS, "{left:?}");
         assert_eq!(Deadline::from_lambda_ms(now_ms() + 100).left(), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn a_past_deadline_leaves_nothing_and_a_duration_is_no_deadline() {
         assert_eq!(Deadline::from_lambda_ms(now_ms() - 1_000).left(), Some(Duration::ZERO));
-        assert_eq!(Deadline::from_lambda_ms(600_000), Deadline::Unknown);
+        assert_eq!(Deadline::from_lambda_ms(600_000), Deadline::Unknown, "cargo lambda watch sends a duration");
         assert_eq!(Deadline::from_lambda_ms(0), Deadline::Unknown);
-        assert_eq!(Deadline::from_lambda_ms(u64::MAX).left().map(|l| l > Duration::from_secs(1)), Some(true));
+        assert!(Deadline::from_lambda_ms(u64::MAX).left().is_some_and(|l| l > Duration::from_secs(1)));
     }
 
-    #[test]
-    fn a_call_gets_the_shorter_of_its_limit_and_the_time_left_or_is_not_sent() {
-        assert_eq!(Deadline::Unknown.budget(Duration::from_secs(3)), Ok(Duration::from_secs(3)));
-        let soon = Deadline::after(Duration::from_millis(200)).budget(Duration::from_secs(3)).unwrap();
-        assert!(soon <= Duration::from_millis(200) && soon >= MIN_CALL_TIME, "{soon:?}");
-        let late = Deadline::after(Duration::from_millis(50)).budget(Duration::from_secs(3));
-        assert!(matches!(late, Err(TooLate { left }) if left <= Duration::from_millis(50)), "{late:?}");
-        assert!(Deadline::Unknown.budget(Duration::from_millis(10)).is_err(), "a limit below the minimum");
-        let message = TooLate { left: Duration::from_millis(42) }.to_string();
-        assert_eq!(message, "not sent: 42 ms left before the request's deadline");
+    #[tokio::test(start_paused = true)]
+    async fn a_call_gets_the_shorter_of_its_limit_and_the_time_left_or_is_not_sent() {
+        let limit = Duration::from_secs(3);
+        assert_eq!(Deadline::Unknown.budget(limit), Ok(limit));
+        let deadline = Deadline::after(200 * MS);
+        assert_eq!(deadline.budget(limit), Ok(200 * MS));
+        tokio::time::advance(150 * MS).await;
+        assert_eq!(deadline.budget(limit), Err(TooLate { left: 50 * MS }));
+        assert!(Deadline::Unknown.budget(10 * MS).is_err(), "a limit below the minimum");
+        assert_eq!(TooLate { left: 42 * MS }.to_string(), "not sent: 42 ms left before the request's deadline");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_slice_is_the_sooner_of_the_two() {
+        assert_eq!(Deadline::after(5_000 * MS).sooner(1_000 * MS).left(), Some(1_000 * MS));
+        assert_eq!(Deadline::after(300 * MS).sooner(1_000 * MS).left(), Some(300 * MS));
+        assert_eq!(Deadline::Unknown.sooner(1_000 * MS).left(), Some(1_000 * MS));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_wait_ends_at_the_deadline() {
-        let never = std::future::pending::<()>();
-        assert_eq!(Deadline::after(Duration::from_millis(20)).wait(never).await, None);
-        assert_eq!(Deadline::after(Duration::from_secs(5)).wait(async { 7 }).await, Some(7));
+        let started = Instant::now();
+        assert_eq!(Deadline::after(20 * MS).wait(std::future::pending::<()>()).await, None);
+        assert_eq!(started.elapsed(), 20 * MS);
+        assert_eq!(Deadline::after(5_000 * MS).wait(async { 7 }).await, Some(7));
         assert_eq!(Deadline::Unknown.wait(async { 8 }).await, Some(8));
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use netbird_delete_token::app::App;
-use netbird_delete_token::config::{Config, LogSettings};
+use netbird_delete_token::config::{Config, ConfigError, LogSettings};
 use netbird_delete_token::http::lambda;
 use netbird_delete_token::storage::{client, dynamo::DynamoStore};
 use netbird_delete_token::telemetry;
@@ -16,18 +16,10 @@ async fn main() -> ExitCode {
     telemetry::init_logging(&LogSettings::from_lookup(env));
     // The entry point turns a panic into a 500; keep its report to one log line.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "recovered from a panic")));
-    let config = match Config::from_lookup(env) {
-        Ok(config) => config,
+    let app = match init(env).await {
+        Ok(app) => app,
         Err(err) => {
             tracing::error!("invalid configuration: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let store = Arc::new(DynamoStore::new(client::dynamodb_client(config.dynamodb_endpoint.as_deref()).await, &config));
-    let app = match App::new(&config, store.clone(), store.key_cache()) {
-        Ok(app) => Arc::new(app),
-        Err(err) => {
-            tracing::error!("invalid JWT key configuration: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -39,4 +31,12 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The settings, the DynamoDB client and the app; every way this can fail
+/// names the setting at fault (spec §6).
+async fn init(env: impl Fn(&str) -> Option<String>) -> Result<Arc<App<DynamoStore>>, ConfigError> {
+    let config = Config::from_lookup(env)?;
+    let store = Arc::new(DynamoStore::new(client::dynamodb_client(client::loader()).await?, &config));
+    Ok(Arc::new(App::new(&config, store)?))
 }

@@ -1,6 +1,12 @@
-//! Every way a request can end (spec §3, §4), as the app decides it;
-//! `http::response` turns each into its response.
+//! Every way a request can end (spec §3, §4): the status table (status,
+//! the `outcome` name of the log line, the message), and what each part of
+//! the function's result becomes. `http::response` renders it.
 
+use std::borrow::Cow;
+
+use lambda_http::http::StatusCode;
+
+use crate::auth::reason::Refused;
 use crate::domain::policy::Refusal;
 use crate::ids::{IdError, TokenId, UserId};
 
@@ -13,8 +19,8 @@ pub enum Outcome {
     RouteNotFound,
     /// An event that is not an HTTP request, or one past the size limits.
     BadRequest(&'static str),
-    NoAuthentication,
-    TokenInvalid,
+    /// No usable credential; the reason is for the log only.
+    Unauthenticated(Refused),
     InvalidUserId,
     InvalidTokenId,
     Refused {
@@ -47,6 +53,8 @@ pub enum Cause {
 }
 
 impl Cause {
+    pub const ALL: [Cause; 5] = [Cause::Storage, Cause::Keys, Cause::UnconfirmedDelete, Cause::Deadline, Cause::Panic];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Storage => "storage",
@@ -58,12 +66,61 @@ impl Cause {
     }
 }
 
+/// The messages of [`Outcome::BadRequest`].
+pub const INVALID_REQUEST: &str = "invalid request";
+pub const BODY_TOO_LARGE: &str = "request body too large";
+
 impl Outcome {
-    /// One outcome of each kind, its ids as placeholders (`<id>`,
-    /// `<userId>`, `<tokenId>`): the rows the documents' status table must
-    /// have.
+    /// The status table's row: status, the outcome's stable name (the
+    /// `outcome` field of the request's log line), and the body's message.
+    pub fn row(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
+        use Refusal::*;
+        use StatusCode as S;
+        let fixed = |status, name, message: &'static str| (status, name, Cow::Borrowed(message));
+        match self {
+            Outcome::Deleted => fixed(S::OK, "deleted", ""),
+            Outcome::Preflight => fixed(S::NO_CONTENT, "preflight", ""),
+            Outcome::MethodNotAllowed => fixed(S::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed"),
+            Outcome::RouteNotFound => fixed(S::NOT_FOUND, "route_not_found", "not found"),
+            Outcome::BadRequest(why) => fixed(S::BAD_REQUEST, "bad_request", why),
+            Outcome::Unauthenticated(refused) if refused.reason.is_missing_credential() => {
+                fixed(S::UNAUTHORIZED, "no_authentication", "no valid authentication provided")
+            }
+            Outcome::Unauthenticated(_) => fixed(S::UNAUTHORIZED, "token_invalid", "token invalid"),
+            Outcome::InvalidUserId => fixed(S::BAD_REQUEST, "invalid_user_id", "invalid user ID"),
+            Outcome::InvalidTokenId => fixed(S::BAD_REQUEST, "invalid_token_id", "invalid token ID"),
+            Outcome::Refused { refusal, caller_id, target_id } => match refusal {
+                CallerNotFound => (
+                    S::FORBIDDEN,
+                    "caller_not_found",
+                    format!("failed to validate user permissions: user: {caller_id} not found").into(),
+                ),
+                CallerBlocked => {
+                    fixed(S::FORBIDDEN, "caller_blocked", "failed to validate user permissions: user is blocked")
+                }
+                CallerPendingApproval => fixed(
+                    S::FORBIDDEN,
+                    "caller_pending_approval",
+                    "failed to validate user permissions: user is pending approval",
+                ),
+                PermissionDenied => fixed(S::FORBIDDEN, "permission_denied", "permission denied"),
+                TargetNotFound => (S::NOT_FOUND, "user_not_found", format!("user: {target_id} not found").into()),
+                AdminRequired => fixed(S::FORBIDDEN, "admin_required", "admin role required to perform this action"),
+            },
+            Outcome::TokenNotFound(token_id) => {
+                (S::NOT_FOUND, "token_not_found", format!("pat: {token_id} not found").into())
+            }
+            Outcome::TooManyRequests => fixed(S::TOO_MANY_REQUESTS, "rate_limited", "too many requests"),
+            Outcome::Internal(_) => fixed(S::INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
+        }
+    }
+
+    /// One outcome of each row of the status table, ids as placeholders
+    /// (`<id>`, `<userId>`, `<tokenId>`): the rows the documents must have.
     pub fn every() -> Vec<Outcome> {
+        use crate::auth::reason::Reason;
         let refused = |refusal| Outcome::Refused { refusal, caller_id: "<id>".into(), target_id: "<userId>".into() };
+        let unauthenticated = |reason: Reason| Outcome::Unauthenticated(reason.into());
         let every = vec![
             Outcome::Deleted,
             Outcome::Preflight,
@@ -71,8 +128,8 @@ impl Outcome {
             Outcome::RouteNotFound,
             Outcome::BadRequest(INVALID_REQUEST),
             Outcome::BadRequest(BODY_TOO_LARGE),
-            Outcome::NoAuthentication,
-            Outcome::TokenInvalid,
+            unauthenticated(Reason::HeaderAbsent),
+            unauthenticated(Reason::JwtBadSignature),
             Outcome::InvalidUserId,
             Outcome::InvalidTokenId,
             refused(Refusal::CallerNotFound),
@@ -94,8 +151,7 @@ impl Outcome {
                 | Outcome::MethodNotAllowed
                 | Outcome::RouteNotFound
                 | Outcome::BadRequest(_)
-                | Outcome::NoAuthentication
-                | Outcome::TokenInvalid
+                | Outcome::Unauthenticated(_)
                 | Outcome::InvalidUserId
                 | Outcome::InvalidTokenId
                 | Outcome::Refused { .. }
@@ -108,15 +164,23 @@ impl Outcome {
     }
 }
 
-/// The messages of [`Outcome::BadRequest`].
-pub const INVALID_REQUEST: &str = "invalid request";
-pub const BODY_TOO_LARGE: &str = "request body too large";
-
 impl From<IdError> for Outcome {
     fn from(err: IdError) -> Self {
         match err {
             IdError::User => Outcome::InvalidUserId,
             IdError::Token => Outcome::InvalidTokenId,
         }
+    }
+}
+
+impl From<Refused> for Outcome {
+    fn from(refused: Refused) -> Self {
+        Outcome::Unauthenticated(refused)
+    }
+}
+
+impl From<crate::auth::reason::Reason> for Outcome {
+    fn from(reason: crate::auth::reason::Reason) -> Self {
+        Refused::from(reason).into()
     }
 }

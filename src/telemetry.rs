@@ -21,14 +21,20 @@ use tracing_subscriber::fmt::{self, format::Writer, time::FormatTime};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::auth::reason::Refused;
 use crate::config::LogSettings;
 use crate::ids::{AccountId, TokenId, UserId};
 use crate::outcome::Cause;
 
 const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
+/// The metrics' one dimension: the function's name, so that two stacks in
+/// one account and region never write the same series.
+pub const DIMENSION: &str = "FunctionName";
+/// Its value where Lambda sets no `AWS_LAMBDA_FUNCTION_NAME`.
+const UNNAMED: &str = "delete-token";
 
-/// A CloudWatch metric the function emits: in [`METRICS_NAMESPACE`],
-/// without dimensions.
+/// A CloudWatch metric the function emits: in [`METRICS_NAMESPACE`], with
+/// [`DIMENSION`] only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
     pub name: &'static str,
@@ -52,8 +58,10 @@ pub const REQUEST_METRICS: [Metric; 6] = [
     metric("Duration", "Milliseconds"),
 ];
 
-/// The metrics of a failed refresh of the identity provider's keys.
-pub const KEY_REFRESH_METRICS: [Metric; 2] = [metric("KeyRefreshFailures", "Count"), metric("KeysStale", "Seconds")];
+/// The metrics of a failed refresh of the identity provider's keys; one
+/// that ran out of its time reports [`KEYS_STALE`] alone.
+pub const KEY_REFRESH_METRICS: [Metric; 2] = [metric("KeyRefreshFailures", "Count"), KEYS_STALE];
+const KEYS_STALE: Metric = metric("KeysStale", "Seconds");
 
 /// Lambda's application log levels, least severe first.
 const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
@@ -66,6 +74,8 @@ const ERROR: usize = 4;
 /// Lambda's filter (an index into [`LAMBDA_LEVELS`]); INFO until init
 /// says otherwise.
 static RECORD_FLOOR: OnceLock<usize> = OnceLock::new();
+/// The value of [`DIMENSION`], set at init.
+static FUNCTION_NAME: OnceLock<String> = OnceLock::new();
 
 /// Target of the events that are records: their message is the whole line.
 const RECORD_TARGET: &str = "record";
@@ -75,6 +85,7 @@ const RECORD_TARGET: &str = "record";
 /// always.
 pub fn init_logging(settings: &LogSettings) {
     let _ = RECORD_FLOOR.set(record_floor(settings));
+    let _ = FUNCTION_NAME.set(settings.function_name.clone().unwrap_or_else(|| UNNAMED.into()));
     let wanted = settings.lambda_level.as_deref().or(settings.rust_log.as_deref()).unwrap_or_default();
     let filter = log_filter(wanted);
     let not_records = filter_fn(|meta| meta.target() != RECORD_TARGET);
@@ -202,14 +213,17 @@ fn record(floor: usize, fields: Value) {
     tracing::info!(target: RECORD_TARGET, "{line}");
 }
 
-/// CloudWatch Embedded Metric Format for `metrics`, at `now`.
-fn emf(metrics: &[Metric], now: SystemTime) -> Value {
+/// `fields` with their `metrics` in CloudWatch's Embedded Metric Format
+/// at `now`, on this function's own series.
+fn with_metrics(mut fields: Value, metrics: &[Metric], now: SystemTime) -> Value {
     let millis = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let declared: Vec<Value> = metrics.iter().map(|m| json!({ "Name": m.name, "Unit": m.unit })).collect();
-    json!({
+    fields["_aws"] = json!({
         "Timestamp": millis,
-        "CloudWatchMetrics": [{ "Namespace": METRICS_NAMESPACE, "Dimensions": [[]], "Metrics": declared }]
-    })
+        "CloudWatchMetrics": [{ "Namespace": METRICS_NAMESPACE, "Dimensions": [[DIMENSION]], "Metrics": declared }]
+    });
+    fields[DIMENSION] = FUNCTION_NAME.get().map_or(UNNAMED, String::as_str).into();
+    fields
 }
 
 /// How one request ended, for its log line and its metrics.
@@ -219,6 +233,8 @@ pub struct RequestSummary<'a> {
     pub status: u16,
     /// Why, for a 500.
     pub cause: Option<Cause>,
+    /// Why, for a 401: the reason and the credential's public values.
+    pub refused: Option<&'a Refused>,
     pub duration: Duration,
 }
 
@@ -238,7 +254,6 @@ impl RequestSummary<'_> {
             "outcome": self.outcome,
             "status": self.status,
             "duration_ms": duration_ms,
-            "_aws": emf(&REQUEST_METRICS, now),
             "Requests": 1,
             "Deleted": u8::from(self.status == 200),
             "Refused": u8::from((400..500).contains(&self.status)),
@@ -249,35 +264,65 @@ impl RequestSummary<'_> {
         if let Some(cause) = self.cause {
             doc["cause"] = cause.as_str().into();
         }
-        doc
+        if let Some(refused) = self.refused {
+            doc["reason"] = refused.reason.as_str().into();
+            let shown = refused.shown.to_json();
+            if shown.as_object().is_some_and(|shown| !shown.is_empty()) {
+                doc["credential"] = shown;
+            }
+        }
+        with_metrics(doc, &REQUEST_METRICS, now)
     }
 }
 
-/// A refresh of the identity provider's keys failed: one record, with the
-/// [`KEY_REFRESH_METRICS`] the stale-keys alarm reads.
-pub struct KeyRefreshFailure<'a> {
-    pub error: &'a str,
-    /// The provider's configuration disagrees with the settings: no retry
-    /// mends it.
-    pub configuration: bool,
-    /// How far past its lifetime the key set still served is: JWTs fail at
-    /// 24 h (with no set at all, they already do).
-    pub stale_for: Duration,
+/// A request's refresh of the identity provider's keys that did not
+/// bring fresh ones: one record with the metrics the stale-keys alarm reads.
+pub enum KeyRefreshRecord<'a> {
+    /// The provider failed ([`KEY_REFRESH_METRICS`]).
+    Failed {
+        error: &'a str,
+        /// The provider's configuration disagrees with the settings: no
+        /// retry mends it.
+        configuration: bool,
+        /// How far past its lifetime the key set still served is: JWTs fail
+        /// at 24 h (with no set at all, they already do).
+        stale_for: Duration,
+    },
+    /// It did not finish within its slice of a request's time; the keys
+    /// past their lifetime verified (`KeysStale` alone).
+    OutOfTime { stale_for: Duration },
 }
 
-impl KeyRefreshFailure<'_> {
+impl KeyRefreshRecord<'_> {
     pub fn log(&self) {
-        record(if self.configuration { ERROR } else { WARN }, self.document(SystemTime::now()));
+        let level = match self {
+            KeyRefreshRecord::Failed { configuration: true, .. } => ERROR,
+            _ => WARN,
+        };
+        record(level, self.document(SystemTime::now()));
     }
 
     pub fn document(&self, now: SystemTime) -> Value {
-        json!({
-            "message": "refreshing the identity provider's keys failed",
-            "error": self.error,
-            "_aws": emf(&KEY_REFRESH_METRICS, now),
-            "KeyRefreshFailures": 1,
-            "KeysStale": self.stale_for.as_secs(),
-        })
+        match *self {
+            KeyRefreshRecord::Failed { error, stale_for, .. } => with_metrics(
+                json!({
+                    "message": "refreshing the identity provider's keys failed",
+                    "error": error,
+                    "KeyRefreshFailures": 1,
+                    "KeysStale": stale_for.as_secs(),
+                }),
+                &KEY_REFRESH_METRICS,
+                now,
+            ),
+            KeyRefreshRecord::OutOfTime { stale_for } => with_metrics(
+                json!({
+                    "message": "the identity provider's keys past their lifetime verified: their refresh ran out of time",
+                    "KeysStale": stale_for.as_secs(),
+                }),
+                &[KEYS_STALE],
+                now,
+            ),
+        }
     }
 }
 
@@ -357,64 +402,68 @@ pub(crate) async fn records_of<F: std::future::Future>(run: F) -> (F::Output, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::reason::{Reason, Shown};
+
+    fn summary(status: u16, cause: Option<Cause>, refused: Option<&Refused>) -> Value {
+        let duration = Duration::from_millis(7);
+        RequestSummary { request_id: "r1", outcome: "x", status, cause, refused, duration }
+            .document(UNIX_EPOCH + Duration::from_secs(1))
+    }
 
     #[test]
-    fn emf_declares_every_metric_it_sets() {
-        let summary = RequestSummary {
-            request_id: "r1",
-            outcome: "deleted",
-            status: 200,
-            cause: None,
-            duration: Duration::from_millis(7),
-        };
-        let failure = KeyRefreshFailure { error: "down", configuration: false, stale_for: Duration::from_secs(90) };
+    fn emf_declares_every_metric_it_sets_on_the_functions_own_series() {
         let at = UNIX_EPOCH + Duration::from_secs(1);
-        for (doc, metrics) in
-            [(summary.document(at), &REQUEST_METRICS[..]), (failure.document(at), &KEY_REFRESH_METRICS[..])]
-        {
+        let stale_for = Duration::from_secs(90);
+        let failed = KeyRefreshRecord::Failed { error: "down", configuration: false, stale_for }.document(at);
+        let out_of_time = KeyRefreshRecord::OutOfTime { stale_for }.document(at);
+        for (doc, metrics) in [
+            (summary(200, None, None), &REQUEST_METRICS[..]),
+            (failed, &KEY_REFRESH_METRICS[..]),
+            (out_of_time, &[KEYS_STALE][..]),
+        ] {
             assert_eq!(doc["_aws"]["Timestamp"], 1000);
             let declared = &doc["_aws"]["CloudWatchMetrics"][0];
             assert_eq!(declared["Namespace"], METRICS_NAMESPACE);
-            assert_eq!(declared["Dimensions"], json!([[]]), "no dimension");
+            assert_eq!(declared["Dimensions"], json!([[DIMENSION]]));
+            assert_eq!(doc[DIMENSION], UNNAMED, "the dimension's value is on the line");
             let names: Vec<&str> =
                 declared["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
             assert_eq!(names, metrics.iter().map(|m| m.name).collect::<Vec<_>>());
             for name in names {
                 assert!(doc[name].is_number(), "{name} declared but not set");
             }
+            if let Some(stale) = doc.get("KeysStale") {
+                assert_eq!(stale, 90);
+            }
         }
-        let doc = summary.document(at);
-        assert_eq!(
-            (doc["Deleted"].as_u64(), doc["Refused"].as_u64(), doc["InternalErrors"].as_u64()),
-            (Some(1), Some(0), Some(0))
-        );
-        assert_eq!(doc["Duration"], 7.0);
-        assert_eq!((doc["message"].as_str(), doc["request_id"].as_str()), (Some("request"), Some("r1")));
-        assert_eq!(
-            (doc["outcome"].as_str(), doc["status"].as_u64(), doc["duration_ms"].as_f64()),
-            (Some("deleted"), Some(200), Some(7.0))
-        );
-        assert!(doc.get("cause").is_none());
-        assert_eq!(failure.document(at)["KeysStale"], 90);
     }
 
     #[test]
-    fn emf_counts_refusals_and_errors_and_names_the_cause_of_a_500() {
-        let at = |status, cause| {
-            RequestSummary { request_id: "r", outcome: "x", status, cause, duration: Duration::ZERO }
-                .document(UNIX_EPOCH)
-        };
-        assert_eq!((at(403, None)["Refused"].as_u64(), at(403, None)["Deleted"].as_u64()), (Some(1), Some(0)));
-        let error = at(500, Some(Cause::Keys));
+    fn a_request_line_counts_its_outcome_and_says_why() {
+        let deleted = summary(200, None, None);
+        assert_eq!((deleted["Deleted"].as_u64(), deleted["Refused"].as_u64()), (Some(1), Some(0)));
+        assert_eq!((deleted["Duration"].as_f64(), deleted["duration_ms"].as_f64()), (Some(7.0), Some(7.0)));
+        assert!(deleted.get("cause").is_none() && deleted.get("reason").is_none());
+        let error = summary(500, Some(Cause::Keys), None);
         assert_eq!((error["InternalErrors"].as_u64(), error["cause"].as_str()), (Some(1), Some("keys")));
-        assert_eq!((at(429, None)["RateLimited"].as_u64(), at(429, None)["Refused"].as_u64()), (Some(1), Some(1)));
-        assert_eq!(at(403, None)["RateLimited"].as_u64(), Some(0));
+        let limited = summary(429, None, None);
+        assert_eq!((limited["RateLimited"].as_u64(), limited["Refused"].as_u64()), (Some(1), Some(1)));
+        let shown = Shown { iss: Some("https://idp/".into()), ..Shown::default() };
+        let refused = Refused::new(Reason::JwtWrongIssuer, shown);
+        let line = summary(401, None, Some(&refused));
+        assert_eq!(
+            (line["reason"].as_str(), line["credential"]["iss"].as_str()),
+            (Some("jwt_wrong_issuer"), Some("https://idp/"))
+        );
+        assert_eq!(line["RateLimited"].as_u64(), Some(0));
+        assert!(summary(401, None, Some(&Reason::HeaderAbsent.into())).get("credential").is_none(), "nothing to show");
     }
 
     #[test]
     fn records_carry_a_level_lambda_keeps() {
         let floor = |json, level: Option<&str>| {
-            LAMBDA_LEVELS[record_floor(&LogSettings { json, lambda_level: level.map(str::to_owned), rust_log: None })]
+            LAMBDA_LEVELS
+                [record_floor(&LogSettings { json, lambda_level: level.map(str::to_owned), ..LogSettings::default() })]
         };
         assert_eq!(floor(true, None), "INFO");
         for (asked, kept) in [

@@ -3,6 +3,7 @@
 use lambda_http::http::HeaderValue;
 
 use crate::auth::pat::{Pat, PREFIX};
+use crate::auth::reason::{Reason, Refused};
 
 /// Longer credentials are refused before any parsing. API Gateway caps a
 /// header at 10 KiB; real JWTs are a few KiB at most.
@@ -13,35 +14,34 @@ pub enum Credential<'a> {
     Pat(Pat<'a>),
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum CredentialError {
-    /// No header, an empty one, or an unknown scheme.
-    Missing,
-    /// A known scheme whose credential cannot be valid.
-    Invalid,
-}
-
-/// The credential in `header` (`None`: the request has none). A value
-/// that is not visible ASCII cannot hold a valid credential.
-pub fn parse(header: Option<&HeaderValue>) -> Result<Credential<'_>, CredentialError> {
-    let value = header.ok_or(CredentialError::Missing)?.to_str().map_err(|_| CredentialError::Invalid)?.trim();
-    let (scheme, credential) = value.split_once(' ').ok_or(CredentialError::Missing)?;
+/// The credential in `header` (`None`: the request has none), or why
+/// there is none usable. A value that is not visible ASCII cannot hold a
+/// valid credential.
+pub fn parse(header: Option<&HeaderValue>) -> Result<Credential<'_>, Refused> {
+    let value = header.ok_or(Reason::HeaderAbsent)?.to_str().map_err(|_| Reason::HeaderNotVisibleAscii)?.trim();
+    let known = |scheme: &str| scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer");
+    // One word: a scheme with nothing after it, or a credential without a
+    // scheme (nothing of which is ever shown).
+    let Some((scheme, credential)) = value.split_once(' ') else {
+        let empty = value.is_empty() || known(value);
+        return Err(if empty { Reason::HeaderEmpty } else { Reason::UnknownScheme }.into());
+    };
     let credential = credential.trim_start();
     if credential.is_empty() {
-        return Err(CredentialError::Missing);
+        return Err(Reason::HeaderEmpty.into());
     }
     let is_pat = if scheme.eq_ignore_ascii_case("token") {
         true
     } else if scheme.eq_ignore_ascii_case("bearer") {
         credential.starts_with(PREFIX)
     } else {
-        return Err(CredentialError::Missing);
+        return Err(Reason::UnknownScheme.into());
     };
     if credential.len() > MAX_CREDENTIAL_LEN {
-        return Err(CredentialError::Invalid);
+        return Err(Reason::HeaderTooLong.into());
     }
     if is_pat {
-        Pat::parse(credential).map(Credential::Pat).ok_or(CredentialError::Invalid)
+        Pat::parse(credential).map(Credential::Pat).map_err(Refused::from)
     } else {
         Ok(Credential::Jwt(credential))
     }
@@ -52,12 +52,14 @@ mod tests {
     use super::*;
     use crate::auth::pat::from_secret;
 
-    fn kind(header: Option<&str>) -> Result<&'static str, CredentialError> {
+    fn kind(header: Option<&str>) -> Result<&'static str, Reason> {
         let value = header.map(|h| HeaderValue::from_str(h).unwrap());
-        parse(value.as_ref()).map(|c| match c {
-            Credential::Jwt(_) => "jwt",
-            Credential::Pat(_) => "pat",
-        })
+        parse(value.as_ref())
+            .map(|c| match c {
+                Credential::Jwt(_) => "jwt",
+                Credential::Pat(_) => "pat",
+            })
+            .map_err(|refused| refused.reason)
     }
 
     #[test]
@@ -71,28 +73,26 @@ mod tests {
     }
 
     #[test]
-    fn missing_empty_or_unknown_scheme() {
-        for header in [
-            None,
-            Some(""),
-            Some("   "),
-            Some("Bearer"),
-            Some("Bearer "),
-            Some("Basic dXNlcjpw"),
-            Some("Bearerx a.b.c"),
-        ] {
-            assert_eq!(kind(header), Err(CredentialError::Missing), "{header:?}");
+    fn each_header_refusal_names_its_reason() {
+        let cases = [
+            (None, Reason::HeaderAbsent),
+            (Some(""), Reason::HeaderEmpty),
+            (Some("   "), Reason::HeaderEmpty),
+            (Some("Bearer"), Reason::HeaderEmpty),
+            (Some("Bearer "), Reason::HeaderEmpty),
+            (Some("Basic dXNlcjpw"), Reason::UnknownScheme),
+            (Some("Bearerx a.b.c"), Reason::UnknownScheme),
+            (Some("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"), Reason::UnknownScheme),
+            (Some("Token nbp_short"), Reason::PatMalformed),
+            (Some("Token a.b.c"), Reason::PatMalformed),
+            (Some("Bearer nbp_abcdefghijklmnopqrstuvwxyz0123000000"), Reason::PatBadChecksum),
+        ];
+        for (header, reason) in cases {
+            assert_eq!(kind(header), Err(reason), "{header:?}");
         }
-    }
-
-    #[test]
-    fn malformed_credentials_are_invalid() {
-        assert_eq!(kind(Some("Token nbp_short")), Err(CredentialError::Invalid));
-        assert_eq!(kind(Some("Token a.b.c")), Err(CredentialError::Invalid));
-        assert_eq!(kind(Some("Bearer nbp_abcdefghijklmnopqrstuvwxyz0123000000")), Err(CredentialError::Invalid));
         let huge = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_LEN + 1));
-        assert_eq!(kind(Some(&huge)), Err(CredentialError::Invalid));
+        assert_eq!(kind(Some(&huge)), Err(Reason::HeaderTooLong));
         let not_ascii = HeaderValue::from_bytes(b"Bearer \xff.a.b").unwrap();
-        assert_eq!(parse(Some(&not_ascii)).err(), Some(CredentialError::Invalid));
+        assert_eq!(parse(Some(&not_ascii)).err().map(|r| r.reason), Some(Reason::HeaderNotVisibleAscii));
     }
 }

@@ -9,14 +9,12 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::fetch::FetchError;
-
 /// Algorithms the function accepts at all (spec §2).
 pub const SUPPORTED: [Algorithm; 6] =
     [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
-/// Keys tried for a token without `kid`: real key sets hold one to three
-/// signing keys per algorithm.
-pub const MAX_KIDLESS_CANDIDATES: usize = 3;
+/// Keys one token is tried against, with or without `kid`: real key sets
+/// hold one to three signing keys per algorithm.
+pub const MAX_CANDIDATES: usize = 3;
 
 struct VerifyingKey {
     kid: Option<String>,
@@ -31,31 +29,10 @@ pub struct KeySet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("the JWKS is not a JSON object with a `keys` array: {0}")]
+    #[error("not a JSON object with a `keys` array: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("the JWKS holds no usable signing key (RSA, or EC on P-256/P-384)")]
+    #[error("no usable signing key (RSA, or EC on P-256/P-384)")]
     NoUsableKey,
-    #[error("fetching {0} failed: {1}")]
-    Fetch(&'static str, FetchError),
-    #[error("the HTTP client for the identity provider could not be built: {0}")]
-    HttpClient(FetchError),
-    #[error("the OpenID configuration is unusable: {0}")]
-    Discovery(String),
-    #[error("the OpenID configuration's issuer {found:?} is not AUTH_ISSUER {expected:?}")]
-    IssuerMismatch { expected: String, found: String },
-    #[error(
-        "the OpenID configuration's jwks_uri {0:?} is not an https:// URL (a loopback host only when the \
-         configuration itself is served from one)"
-    )]
-    BadJwksUri(String),
-}
-
-impl JwksError {
-    /// Errors that no retry can mend: the settings, or the provider's
-    /// configuration, disagree with this function's rules.
-    pub fn is_configuration(&self) -> bool {
-        matches!(self, JwksError::IssuerMismatch { .. } | JwksError::BadJwksUri(_))
-    }
 }
 
 #[derive(Deserialize)]
@@ -77,17 +54,16 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// Keys that may verify a token with this `kid` and this algorithm. A
-    /// token that names no `kid` is tried against the first
-    /// [`MAX_KIDLESS_CANDIDATES`] keys of its algorithm only, so a large
-    /// key set cannot make one request cost many signature checks.
+    /// Keys that may verify a token with this `kid` (any, without one)
+    /// and this algorithm: the first [`MAX_CANDIDATES`] only, so a large
+    /// key set, or one repeating a `kid`, cannot make one request cost many
+    /// signature checks.
     pub fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: Algorithm) -> impl Iterator<Item = &'a DecodingKey> {
-        let limit = if kid.is_some() { usize::MAX } else { MAX_KIDLESS_CANDIDATES };
         self.keys
             .iter()
             .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
             .filter(move |k| k.algorithms.contains(&alg))
-            .take(limit)
+            .take(MAX_CANDIDATES)
             .map(|k| &k.key)
     }
 }
@@ -205,10 +181,13 @@ mod tests {
     }
 
     #[test]
-    fn a_token_without_kid_tries_a_few_keys_only() {
+    fn a_token_tries_a_few_keys_only_with_or_without_kid() {
         let many: Vec<String> = (0..50).map(|i| RSA.replace(r#""kid":"r""#, &format!(r#""kid":"k{i}""#))).collect();
         let set = KeySet::parse(format!(r#"{{"keys":[{}]}}"#, many.join(",")).as_bytes()).unwrap();
-        assert_eq!(set.candidates(None, Algorithm::RS256).count(), MAX_KIDLESS_CANDIDATES);
+        assert_eq!(set.candidates(None, Algorithm::RS256).count(), MAX_CANDIDATES);
         assert_eq!(set.candidates(Some("k42"), Algorithm::RS256).count(), 1);
+        let same_kid = vec![RSA; 50].join(",");
+        let set = KeySet::parse(format!(r#"{{"keys":[{same_kid}]}}"#).as_bytes()).unwrap();
+        assert_eq!(set.candidates(Some("r"), Algorithm::RS256).count(), MAX_CANDIDATES);
     }
 }

@@ -1,10 +1,10 @@
-//! Who is calling: the `Authorization` header, NetBird PATs, JWTs, and the
-//! identity provider's keys (parsed in `keys`, obtained and cached in
-//! `provider_keys`).
+//! Who is calling: the `Authorization` header, NetBird PATs, JWTs, the
+//! identity provider's keys (parsed in `keys`, obtained and held in
+//! `provider`), and why a credential is refused (`reason`).
 
-mod fetch;
 pub mod header;
 pub mod jwt;
 pub mod keys;
 pub mod pat;
-pub mod provider_keys;
+pub mod provider;
+pub mod reason;

@@ -4,6 +4,8 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 
+use crate::auth::reason::Reason;
+
 pub const PREFIX: &str = "nbp_";
 const SECRET_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
@@ -16,18 +18,23 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 pub struct Pat<'a>(&'a str);
 
 impl<'a> Pat<'a> {
-    /// `None` for anything but a well-formed token with a matching checksum.
-    pub fn parse(token: &'a str) -> Option<Self> {
+    /// A well-formed token with a matching checksum, or which of the two
+    /// it is not.
+    pub fn parse(token: &'a str) -> Result<Self, Reason> {
         // ASCII first: the slices below are by byte.
         if token.len() != TOKEN_LEN || !token.is_ascii() || !token.starts_with(PREFIX) {
-            return None;
+            return Err(Reason::PatMalformed);
         }
         let secret = &token[PREFIX.len()..PREFIX.len() + SECRET_LEN];
         let checksum = &token[PREFIX.len() + SECRET_LEN..];
         if !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
+            return Err(Reason::PatMalformed);
         }
-        (decode_base62(checksum)? == u64::from(crc32fast::hash(secret.as_bytes()))).then_some(Pat(token))
+        let Some(checksum) = decode_base62(checksum) else { return Err(Reason::PatMalformed) };
+        if checksum != u64::from(crc32fast::hash(secret.as_bytes())) {
+            return Err(Reason::PatBadChecksum);
+        }
+        Ok(Pat(token))
     }
 
     /// `base64_std(sha256(token))`: the `hashedToken` attribute.
@@ -90,7 +97,7 @@ mod tests {
         assert_eq!(token.len(), TOKEN_LEN);
         let crc = crc32fast::hash(SECRET.as_bytes());
         assert_eq!(decode_base62(&token[34..]), Some(u64::from(crc)));
-        assert!(Pat::parse(&token).is_some());
+        assert!(Pat::parse(&token).is_ok());
     }
 
     #[test]
@@ -116,18 +123,20 @@ mod tests {
         let good = from_secret(SECRET).unwrap();
         let mut wrong_checksum = good.clone();
         wrong_checksum.replace_range(39.., if good.ends_with('0') { "1" } else { "0" });
-        for bad in [
+        for malformed in [
             "",
             "nbp_",
             &good[..39],
             &format!("{good}0"),
             &good.replacen("nbp_", "nbx_", 1),
             &good.replacen('a', "-", 1),
-            &wrong_checksum,
-            "nbp_abcdefghijklmnopqrstuvwxyz0123zzzzzz",
             "nbp_abcdefghijklmnopqrstuvwxyzé12345",
+            "nbp_abcdefghijklmnopqrstuvwxyz0123-12345",
         ] {
-            assert!(Pat::parse(bad).is_none(), "{bad}");
+            assert_eq!(Pat::parse(malformed).err(), Some(Reason::PatMalformed), "{malformed}");
+        }
+        for bad_checksum in [&wrong_checksum[..], "nbp_abcdefghijklmnopqrstuvwxyz0123zzzzzz"] {
+            assert_eq!(Pat::parse(bad_checksum).err(), Some(Reason::PatBadChecksum), "{bad_checksum}");
         }
     }
 
@@ -137,8 +146,8 @@ mod tests {
         // character straddles the secret's end.
         let token = format!("nbp_{}é{}", "a".repeat(29), "0".repeat(5));
         assert_eq!(token.len(), TOKEN_LEN);
-        assert!(Pat::parse(&token).is_none());
-        assert!(Pat::parse("nbp_ééééééééééééééééé0").is_none());
+        assert!(Pat::parse(&token).is_err());
+        assert!(Pat::parse("nbp_ééééééééééééééééé0").is_err());
     }
 
     #[test]
@@ -158,6 +167,6 @@ mod tests {
         let a = generate().unwrap();
         let b = generate().unwrap();
         assert_ne!(a, b);
-        assert!(Pat::parse(&a).is_some() && Pat::parse(&b).is_some());
+        assert!(Pat::parse(&a).is_ok() && Pat::parse(&b).is_ok());
     }
 }

@@ -15,13 +15,28 @@ pub enum Refusal {
     AdminRequired,
 }
 
+/// Why a delete is allowed (check 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    OwnToken,
+    AdminOnServiceUser,
+}
+
+/// A delete the checks allow: the two users, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed<'a> {
+    pub caller: &'a User,
+    pub target: &'a User,
+    pub grant: Grant,
+}
+
 /// `caller` and `target` are the users as stored (`None` when there is no
-/// such user); `target_id` is the id the request names. On success, the two.
+/// such user); `target_id` is the id the request names.
 pub fn may_delete_token<'a>(
     caller: Option<&'a User>,
     target_id: &UserId,
     target: Option<&'a User>,
-) -> Result<(&'a User, &'a User), Refusal> {
+) -> Result<Allowed<'a>, Refusal> {
     // 1. The caller must exist.
     let caller = caller.ok_or(Refusal::CallerNotFound)?;
     // 2. …and be active.
@@ -42,25 +57,22 @@ pub fn may_delete_token<'a>(
         return Err(Refusal::PermissionDenied);
     }
     // 6. Their own token, or an owner's or admin's on a service user.
-    let own = caller.user_id == *target_id;
-    let admin_on_service_user = matches!(caller.role, Role::Owner | Role::Admin) && target.is_service_user;
-    if !own && !admin_on_service_user {
+    let grant = if caller.user_id == *target_id {
+        Grant::OwnToken
+    } else if matches!(caller.role, Role::Owner | Role::Admin) && target.is_service_user {
+        Grant::AdminOnServiceUser
+    } else {
         return Err(Refusal::AdminRequired);
-    }
-    Ok((caller, target))
+    };
+    Ok(Allowed { caller, target, grant })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The verdict alone.
-    fn verdict(result: Result<(&User, &User), Refusal>) -> Result<(), Refusal> {
-        result.map(|_| ())
-    }
-
-    fn may(caller: Option<&User>, target_id: &str, target: Option<&User>) -> Result<(), Refusal> {
-        verdict(may_delete_token(caller, &target_id.into(), target))
+    fn may(caller: Option<&User>, target_id: &str, target: Option<&User>) -> Result<Grant, Refusal> {
+        may_delete_token(caller, &target_id.into(), target).map(|allowed| allowed.grant)
     }
 
     fn user(id: &str, account: &str, role: Role) -> User {
@@ -147,9 +159,9 @@ mod tests {
             let other_user = on(&peer);
             let service_user = on(&svc);
             if allowed {
-                assert_eq!(own, Ok(()), "{role:?} own");
+                assert_eq!(own, Ok(Grant::OwnToken), "{role:?} own");
                 assert_eq!(other_user, Err(Refusal::AdminRequired), "{role:?} other user");
-                let want = if admin { Ok(()) } else { Err(Refusal::AdminRequired) };
+                let want = if admin { Ok(Grant::AdminOnServiceUser) } else { Err(Refusal::AdminRequired) };
                 assert_eq!(service_user, want, "{role:?} service user");
             } else {
                 for got in [own, other_user, service_user] {
@@ -162,6 +174,6 @@ mod tests {
     #[test]
     fn a_service_user_that_is_owner_deletes_own() {
         let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
-        assert_eq!(may(Some(&caller), "c", Some(&caller)), Ok(()));
+        assert_eq!(may(Some(&caller), "c", Some(&caller)), Ok(Grant::OwnToken));
     }
 }

@@ -55,8 +55,8 @@ impl Payment {
 impl Bucket {
     pub fn new(limit: RateLimit) -> Self {
         // At most 60 000 a minute refill a whole token per millisecond.
-        let interval_ms = (60_000 / u64::from(limit.per_minute)).max(1);
-        Bucket { interval_ms, tolerance_ms: interval_ms.saturating_mul(u64::from(limit.burst) - 1) }
+        let interval_ms = (60_000 / u64::from(limit.per_minute.get())).max(1);
+        Bucket { interval_ms, tolerance_ms: interval_ms.saturating_mul(u64::from(limit.burst.get()) - 1) }
     }
 
     /// The writes to try, in order, for a request at `now_ms`, knowing a
@@ -87,6 +87,10 @@ impl Bucket {
 mod tests {
     use super::*;
 
+    fn limit(per_minute: u32, burst: u32) -> RateLimit {
+        RateLimit { per_minute: per_minute.try_into().unwrap(), burst: burst.try_into().unwrap() }
+    }
+
     /// The bucket's answers over `times`, the full-time kept as the table
     /// keeps it: the first payment it admits is paid.
     fn run(bucket: &Bucket, times: &[u64]) -> Vec<bool> {
@@ -106,7 +110,7 @@ mod tests {
     #[test]
     fn a_full_bucket_admits_its_burst_then_refills_at_the_rate() {
         // 60 a minute: one a second; a burst of 3.
-        let bucket = Bucket::new(RateLimit { per_minute: 60, burst: 3 });
+        let bucket = Bucket::new(limit(60, 3));
         assert_eq!(bucket, Bucket { interval_ms: 1000, tolerance_ms: 2000 });
         let at_once = run(&bucket, &[0, 0, 0, 0, 0]);
         assert_eq!(at_once, [true, true, true, false, false]);
@@ -117,12 +121,12 @@ mod tests {
 
     #[test]
     fn netbirds_defaults_and_extremes() {
-        let defaults = Bucket::new(RateLimit { per_minute: 6, burst: 500 });
+        let defaults = Bucket::new(limit(6, 500));
         assert_eq!(defaults, Bucket { interval_ms: 10_000, tolerance_ms: 4_990_000 });
         assert_eq!(run(&defaults, &[0; 501]).iter().filter(|a| **a).count(), 500);
-        let burst_of_one = Bucket::new(RateLimit { per_minute: 1, burst: 1 });
+        let burst_of_one = Bucket::new(limit(1, 1));
         assert_eq!(run(&burst_of_one, &[0, 59_999, 60_000]), [true, false, true]);
-        let huge = Bucket::new(RateLimit { per_minute: u32::MAX, burst: u32::MAX });
+        let huge = Bucket::new(limit(u32::MAX, u32::MAX));
         assert_eq!(huge.interval_ms, 1);
         let busy: Vec<_> = huge.payments(Some(u64::MAX), u64::MAX - 1).collect();
         assert!(matches!(busy[..], [Payment::Busy { .. }]), "no overflow: {busy:?}");
@@ -131,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_stale_copy_never_refuses_wrongly() {
-        let bucket = Bucket::new(RateLimit { per_minute: 60, burst: 2 });
+        let bucket = Bucket::new(limit(60, 2));
         let kinds = |seen| {
             bucket
                 .payments(seen, 5_000)

@@ -40,6 +40,18 @@ pub enum Deletion {
     Unconfirmed { applied: bool, cause: StoreError },
 }
 
+/// The condition of the write that records a PAT's use ([`Store::record_use`]):
+/// the row still exists and, with a payment, its bucket admits it.
+pub fn records_use(row: Option<&PersonalAccessToken>, payment: Option<Payment>) -> bool {
+    row.is_some_and(|row| payment.is_none_or(|p| p.admits(row.rate_limited_until)))
+}
+
+/// The condition of the delete ([`Store::delete_token`]): the row exists,
+/// in the caller's account.
+pub fn deletes(row: Option<&PersonalAccessToken>, account_id: &AccountId) -> bool {
+    row.is_some_and(|row| row.account_id == *account_id)
+}
+
 pub trait Store: Send + Sync + 'static {
     /// A cheap call at init, so the first request pays for no connection.
     fn warm_up(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -60,10 +72,20 @@ pub trait Store: Send + Sync + 'static {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Option<PersonalAccessToken>, StoreError>> + Send;
 
+    /// The token row under `user_id` and `token_id`, read strongly
+    /// consistent. The function never reads it (its role may not); `make
+    /// explain` does, to judge the conditional writes without making them.
+    fn token(
+        &self,
+        user_id: &UserId,
+        token_id: &TokenId,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<PersonalAccessToken>, StoreError>> + Send;
+
     /// One conditional write on `token`'s row: `lastUsed` becomes `now_ms`
     /// (in seconds) and `payment`, if any, is paid from its bucket, only if
-    /// the row still exists and the payment's condition holds. `Ok(false)`:
-    /// the condition failed and nothing was written. Never recreates a row.
+    /// [`records_use`] holds. `Ok(false)`: it did not, and nothing was
+    /// written. Never recreates a row.
     fn record_use(
         &self,
         token: &PersonalAccessToken,
@@ -72,9 +94,8 @@ pub trait Store: Send + Sync + 'static {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Deletes the token if it is `user_id`'s and in `account_id` (one
-    /// conditional delete). `Err` only when the delete was certainly not
-    /// applied.
+    /// Deletes the token if [`deletes`] holds for its row (one conditional
+    /// delete). `Err` only when the delete was certainly not applied.
     fn delete_token(
         &self,
         user_id: &UserId,

@@ -16,10 +16,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::auth::provider::cache::SharedKeyCache;
 use crate::deadline::Deadline;
 use crate::domain::store::Store;
 use crate::http::response::to_lambda_json;
-use crate::http::route::{route, Route};
+use crate::http::route::{route, Route, RouteError};
 use crate::outcome::{Cause, Outcome, BODY_TOO_LARGE, INVALID_REQUEST};
 use crate::telemetry::RequestSummary;
 
@@ -33,7 +34,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 const LAST_RESORT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Runs the Lambda runtime loop until the process ends.
-pub async fn run<S: Store>(app: Arc<App<S>>) -> Result<(), lambda_runtime::Error> {
+pub async fn run<S: Store + SharedKeyCache>(app: Arc<App<S>>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = app.clone();
         async move { Ok::<Value, Infallible>(answer_event(app, &event.payload, event.context).await) }
@@ -42,7 +43,7 @@ pub async fn run<S: Store>(app: Arc<App<S>>) -> Result<(), lambda_runtime::Error
 }
 
 /// One raw event to the JSON response Lambda returns to its caller.
-pub async fn answer_event<S: Store>(app: Arc<App<S>>, payload: &RawValue, context: Context) -> Value {
+pub async fn answer_event<S: Store + SharedKeyCache>(app: Arc<App<S>>, payload: &RawValue, context: Context) -> Value {
     let serve = move |req, deadline| {
         let app = app.clone();
         async move { serve(&app, &req, deadline).await }
@@ -51,10 +52,11 @@ pub async fn answer_event<S: Store>(app: Arc<App<S>>, payload: &RawValue, contex
 }
 
 /// How `req` ends: its route, then the app's delete within `deadline`.
-async fn serve<S: Store>(app: &App<S>, req: &Request, deadline: Deadline) -> Outcome {
+async fn serve<S: Store + SharedKeyCache>(app: &App<S>, req: &Request, deadline: Deadline) -> Outcome {
     let params = req.path_parameters_ref().and_then(|p| Some((p.first("userId")?, p.first("tokenId")?)));
     match route(req.method(), req.raw_http_path(), params) {
-        Err(not_routed) => not_routed.into(),
+        Err(RouteError::MethodNotAllowed) => Outcome::MethodNotAllowed,
+        Err(RouteError::NotFound) => Outcome::RouteNotFound,
         Ok(Route::Preflight) => Outcome::Preflight,
         Ok(Route::Delete(target)) => match app.delete(req.headers().get(AUTHORIZATION), target, &deadline).await {
             Ok(()) => Outcome::Deleted,
@@ -97,11 +99,13 @@ where
 /// The response to `outcome`, and the request's one log line.
 fn finish(outcome: Outcome, request_id: &str, started: Instant) -> lambda_http::Response<lambda_http::Body> {
     let (status, name, _) = outcome.row();
-    let cause = match outcome {
-        Outcome::Internal(cause) => Some(cause),
-        _ => None,
+    let (cause, refused) = match &outcome {
+        Outcome::Internal(cause) => (Some(*cause), None),
+        Outcome::Unauthenticated(refused) => (None, Some(refused)),
+        _ => (None, None),
     };
-    RequestSummary { request_id, outcome: name, status: status.as_u16(), cause, duration: started.elapsed() }.log();
+    let duration = started.elapsed();
+    RequestSummary { request_id, outcome: name, status: status.as_u16(), cause, refused, duration }.log();
     outcome.into_response(request_id)
 }
 
@@ -211,8 +215,12 @@ mod tests {
     async fn unreadable_and_readable_events_get_the_same_headers() {
         let not_http = serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap();
         let unreadable = answer_with(|_: Request, _: Deadline| async { Outcome::Deleted }, &not_http, context()).await;
-        let readable =
-            answer_with(|_: Request, _: Deadline| async { Outcome::TokenInvalid }, &event("DELETE"), context()).await;
+        let readable = answer_with(
+            |_: Request, _: Deadline| async { Outcome::from(crate::auth::reason::Reason::JwtBadSignature) },
+            &event("DELETE"),
+            context(),
+        )
+        .await;
         assert_eq!((unreadable["statusCode"].as_u64(), readable["statusCode"].as_u64()), (Some(400), Some(401)));
         for got in [&unreadable, &readable] {
             let mut names: Vec<&String> = got["headers"].as_object().unwrap().keys().collect();
@@ -250,7 +258,7 @@ mod tests {
             last_used: None,
             rate_limited_until: None,
         });
-        let app = Arc::new(App::new(&config, store.clone(), None).unwrap());
+        let app = Arc::new(App::new(&config, store.clone()).unwrap());
         let url = |method: &str, path: &str, body: Option<String>| {
             let event = serde_json::json!({
                 "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": {},

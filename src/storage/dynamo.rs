@@ -15,9 +15,8 @@ use aws_sdk_dynamodb::error::{BoxError, DisplayErrorContext, ProvideErrorMetadat
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
-use futures_util::future::BoxFuture;
 
-use crate::auth::provider_keys::{believable_until, CachedKeySet, SharedKeyCache};
+use crate::auth::provider::cache::{believable_until, CachedKeySet, SharedKeyCache};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::domain::rate_limit::Payment;
@@ -66,11 +65,6 @@ impl DynamoStore {
         }
     }
 
-    /// This store as the fleet's key cache, when a key cache table is set.
-    pub fn key_cache(self: &Arc<Self>) -> Option<Arc<dyn SharedKeyCache>> {
-        self.key_cache_table.is_some().then(|| self.clone() as Arc<dyn SharedKeyCache>)
-    }
-
     /// The item under `key` in `table`, read strongly consistent.
     async fn get(&self, table: &str, key: Item, deadline: &Deadline) -> Result<Option<Item>, StoreError> {
         let out = self
@@ -98,6 +92,19 @@ impl Store for DynamoStore {
     async fn user(&self, user_id: &UserId, deadline: &Deadline) -> Result<Option<User>, StoreError> {
         let Some(item) = self.get(&self.users_table, user_key(user_id), deadline).await? else { return Ok(None) };
         User::from_item(&item).map(Some).map_err(|e| StoreError::new("GetItem", format!("users row {user_id}: {e}")))
+    }
+
+    async fn token(
+        &self,
+        user_id: &UserId,
+        token_id: &TokenId,
+        deadline: &Deadline,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let Some(item) = self.get(&self.tokens_table, token_key(user_id, token_id), deadline).await? else {
+            return Ok(None);
+        };
+        let token = PersonalAccessToken::from_item(&item);
+        token.map(Some).map_err(|e| StoreError::new("GetItem", format!("tokens row {user_id}/{token_id}: {e}")))
     }
 
     async fn token_by_hash(
@@ -222,58 +229,43 @@ impl Store for DynamoStore {
 /// The identity provider's keys, shared by every instance: one item per
 /// key source in the key cache table.
 impl SharedKeyCache for DynamoStore {
-    fn load<'a>(
-        &'a self,
-        source: &'a str,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<Option<CachedKeySet>, StoreError>> {
-        Box::pin(async move {
-            let table =
-                self.key_cache_table.as_deref().ok_or_else(|| StoreError::new("GetItem", "no key cache table"))?;
-            let Some(item) = self.get(table, key_cache_key(source), deadline).await? else { return Ok(None) };
-            let row = KeyCacheItem::from_item(&item)
-                .map_err(|e| StoreError::new("GetItem", format!("key cache row: {e}")))?;
-            Ok(Some(row.entry))
-        })
+    async fn load(&self, source: &str, deadline: &Deadline) -> Result<Option<CachedKeySet>, StoreError> {
+        let table = self.key_cache_table.as_deref().ok_or_else(|| StoreError::new("GetItem", "no key cache table"))?;
+        let Some(item) = self.get(table, key_cache_key(source), deadline).await? else { return Ok(None) };
+        let row =
+            KeyCacheItem::from_item(&item).map_err(|e| StoreError::new("GetItem", format!("key cache row: {e}")))?;
+        Ok(Some(row.entry))
     }
 
     /// The write's condition is [`SharedKeyCache::store`]'s rule: no entry,
     /// or one of the wrong shape, or one fetched earlier than this one, or
     /// too far ahead of it to be believed.
-    fn store<'a>(
-        &'a self,
-        source: &'a str,
-        entry: &'a CachedKeySet,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let table =
-                self.key_cache_table.as_deref().ok_or_else(|| StoreError::new("PutItem", "no key cache table"))?;
-            let row = KeyCacheItem { source: source.to_owned(), entry: entry.clone() };
-            let result = self
-                .client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(row.to_item()))
-                .condition_expression(
-                    "attribute_not_exists(#source) OR NOT attribute_type(#set, :string) \
-                     OR NOT attribute_type(#fetched, :number) OR NOT attribute_type(#age, :number) \
-                     OR #fetched < :fetched OR #fetched > :believable",
-                )
-                .expression_attribute_names("#source", attr::SOURCE)
-                .expression_attribute_names("#set", attr::KEY_SET)
-                .expression_attribute_names("#fetched", attr::FETCHED_AT)
-                .expression_attribute_names("#age", attr::MAX_AGE)
-                .expression_attribute_values(":string", string_value("S"))
-                .expression_attribute_values(":number", string_value("N"))
-                .expression_attribute_values(":fetched", number_value(entry.fetched_at_ms))
-                .expression_attribute_values(":believable", number_value(believable_until(entry.fetched_at_ms)))
-                .customize()
-                .config_override(within(deadline, "PutItem")?)
-                .send()
-                .await;
-            written(result, "PutItem")
-        })
+    async fn store(&self, source: &str, entry: &CachedKeySet, deadline: &Deadline) -> Result<bool, StoreError> {
+        let table = self.key_cache_table.as_deref().ok_or_else(|| StoreError::new("PutItem", "no key cache table"))?;
+        let row = KeyCacheItem { source: source.to_owned(), entry: entry.clone() };
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(row.to_item()))
+            .condition_expression(
+                "attribute_not_exists(#source) OR NOT attribute_type(#set, :string) \
+                 OR NOT attribute_type(#fetched, :number) OR NOT attribute_type(#age, :number) \
+                 OR #fetched < :fetched OR #fetched > :believable",
+            )
+            .expression_attribute_names("#source", attr::SOURCE)
+            .expression_attribute_names("#set", attr::KEY_SET)
+            .expression_attribute_names("#fetched", attr::FETCHED_AT)
+            .expression_attribute_names("#age", attr::MAX_AGE)
+            .expression_attribute_values(":string", string_value("S"))
+            .expression_attribute_values(":number", string_value("N"))
+            .expression_attribute_values(":fetched", number_value(entry.fetched_at_ms))
+            .expression_attribute_values(":believable", number_value(believable_until(entry.fetched_at_ms)))
+            .customize()
+            .config_override(within(deadline, "PutItem")?)
+            .send()
+            .await;
+        written(result, "PutItem")
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::auth::provider_keys::CachedKeySet;
+use crate::auth::provider::cache::CachedKeySet;
 use crate::domain::{PersonalAccessToken, Role, User};
 use crate::ids::{TokenId, UserId};
 

@@ -8,12 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-
-use crate::auth::provider_keys::{CachedKeySet, SharedKeyCache};
+use crate::auth::provider::cache::{CachedKeySet, SharedKeyCache};
 use crate::deadline::Deadline;
 use crate::domain::rate_limit::Payment;
-use crate::domain::store::{Deletion, Store, StoreError};
+use crate::domain::store::{deletes, records_use, Deletion, Store, StoreError};
 use crate::domain::{PersonalAccessToken, User};
 use crate::ids::{AccountId, TokenId, UserId};
 use crate::storage::client::OPERATION_TIMEOUT;
@@ -22,6 +20,7 @@ use crate::storage::client::OPERATION_TIMEOUT;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     User,
+    Token,
     TokenByHash,
     RecordUse,
     Delete,
@@ -154,6 +153,16 @@ impl Store for MemoryStore {
         Ok(self.state().users.get(user_id).cloned())
     }
 
+    async fn token(
+        &self,
+        user_id: &UserId,
+        token_id: &TokenId,
+        deadline: &Deadline,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        self.call(Call::Token, "GetItem", deadline).await?;
+        Ok(self.state().tokens.get(&(user_id.clone(), token_id.clone())).cloned())
+    }
+
     async fn token_by_hash(
         &self,
         hashed_token: &str,
@@ -172,12 +181,8 @@ impl Store for MemoryStore {
     ) -> Result<bool, StoreError> {
         self.call(Call::RecordUse, "UpdateItem", deadline).await?;
         let mut state = self.state();
-        let Some(row) = state.tokens.get_mut(&(token.user_id.clone(), token.token_id.clone())) else {
-            return Ok(false);
-        };
-        if payment.is_some_and(|p| !p.admits(row.rate_limited_until)) {
-            return Ok(false);
-        }
+        let row = state.tokens.get_mut(&(token.user_id.clone(), token.token_id.clone()));
+        let Some(row) = row.filter(|row| records_use(Some(row), payment)) else { return Ok(false) };
         row.last_used = i64::try_from(now_ms / 1000).ok();
         if let Some(payment) = payment {
             row.rate_limited_until = Some(payment.paid(row.rate_limited_until));
@@ -195,10 +200,7 @@ impl Store for MemoryStore {
         let apply = || {
             let mut state = self.state();
             let key = (user_id.clone(), token_id.clone());
-            match state.tokens.get(&key) {
-                Some(row) if row.account_id == *account_id => state.tokens.remove(&key),
-                _ => None,
-            }
+            deletes(state.tokens.get(&key), account_id).then(|| state.tokens.remove(&key)).flatten()
         };
         match self.call(Call::Delete, "DeleteItem", deadline).await {
             // Sent, and no answer came in time: it may have been applied.
@@ -215,31 +217,18 @@ impl Store for MemoryStore {
 }
 
 impl SharedKeyCache for MemoryStore {
-    fn load<'a>(
-        &'a self,
-        source: &'a str,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<Option<CachedKeySet>, StoreError>> {
-        Box::pin(async move {
-            self.call(Call::LoadKeys, "GetItem", deadline).await?;
-            Ok(self.state().key_sets.get(source).cloned())
-        })
+    async fn load(&self, source: &str, deadline: &Deadline) -> Result<Option<CachedKeySet>, StoreError> {
+        self.call(Call::LoadKeys, "GetItem", deadline).await?;
+        Ok(self.state().key_sets.get(source).cloned())
     }
 
-    fn store<'a>(
-        &'a self,
-        source: &'a str,
-        entry: &'a CachedKeySet,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.call(Call::StoreKeys, "PutItem", deadline).await?;
-            let mut state = self.state();
-            if state.key_sets.get(source).is_some_and(|held| !entry.replaces(held)) {
-                return Ok(false);
-            }
-            state.key_sets.insert(source.to_owned(), entry.clone());
-            Ok(true)
-        })
+    async fn store(&self, source: &str, entry: &CachedKeySet, deadline: &Deadline) -> Result<bool, StoreError> {
+        self.call(Call::StoreKeys, "PutItem", deadline).await?;
+        let mut state = self.state();
+        if state.key_sets.get(source).is_some_and(|held| !entry.replaces(held)) {
+            return Ok(false);
+        }
+        state.key_sets.insert(source.to_owned(), entry.clone());
+        Ok(true)
     }
 }

@@ -13,6 +13,7 @@ use crate::deadline::{Deadline, TooLate};
 const MAX_BYTES: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_REDIRECTS: usize = 5;
+const IDLE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// A document and how long its server says it may be cached.
 pub struct Fetched {
@@ -41,6 +42,10 @@ impl Fetcher {
     pub fn new() -> Result<Self, FetchError> {
         let http = reqwest::Client::builder()
             .redirect(Policy::custom(same_origin_redirects))
+            // The OpenID configuration and the key set share a connection;
+            // the next refresh, after a pause or a freeze the server may
+            // have closed it in, opens its own.
+            .pool_idle_timeout(IDLE_CONNECTION)
             .build()
             .map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher { http })
