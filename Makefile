@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test check setup lint unit documents unit-and-integration validate build sam-build deploy smoke bench fuzz token clean
+.PHONY: run test check setup lint unit documents unit-and-integration validate build sam-build deploy smoke bench fuzz explain token clean
 
 ## make run: DynamoDB Local + demo data + the function on http://127.0.0.1:9000
 run: setup
@@ -98,6 +98,18 @@ fuzz: $(CARGO_FUZZ)
 
 $(CARGO_FUZZ):
 	cargo install --locked --version $(CARGO_FUZZ_VERSION) --root .local/cargo cargo-fuzz
+
+## printf %s "$credential" | make explain TARGET_USER=<user id> TOKEN_ID=<token id>: what the function would
+## answer, step by step, changing nothing; the settings from the environment, else make run's stack
+explain:
+	@[[ -n "$(TARGET_USER)" && -n "$(TOKEN_ID)" ]] || \
+	  { echo 'usage: printf %s "$$credential" | make explain TARGET_USER=<user id> TOKEN_ID=<token id>' >&2; exit 2; }
+	@cargo build --quiet --locked --features devstack --bin explain
+	@if [[ -z "$${TOKENS_TABLE:-}" ]]; then \
+	  [[ -f .local/dynamodb-endpoint ]] || { echo "no settings in the environment and no make run stack: start make run, or export a stack's settings" >&2; exit 2; }; \
+	  set -a; source .local/function.env; set +a; \
+	fi; \
+	exec target/debug/explain --user "$(TARGET_USER)" --token "$(TOKEN_ID)"
 
 ## make token USER_ID=id [ROLE=owner] [ACCOUNT=demo-account] [TOKEN_ID=...]: a user, a PAT and a JWT on the running `make run` stack
 token:

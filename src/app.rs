@@ -36,6 +36,8 @@ pub struct App<S> {
 /// observer.
 #[derive(Debug)]
 pub enum Step<'a> {
+    /// The header holds a credential of this kind: `JWT` or `PAT`.
+    Credential(&'static str),
     /// A JWT passed every check.
     Jwt(&'a Verified),
     /// The index found the PAT's row.
@@ -182,7 +184,9 @@ impl<S: Store + SharedKeyCache> App<S> {
     }
 
     async fn authenticate(&self, authorization: Option<&HeaderValue>, deadline: &Deadline) -> Result<Caller, Outcome> {
-        match header::parse(authorization)? {
+        let credential = header::parse(authorization)?;
+        self.note(Step::Credential(if matches!(credential, Credential::Jwt(_)) { "JWT" } else { "PAT" }));
+        match credential {
             Credential::Jwt(token) => match self.jwt.verify(token, deadline).await {
                 Ok(verified) => {
                     self.note(Step::Jwt(&verified));
