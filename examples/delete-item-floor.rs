@@ -15,7 +15,7 @@ use netbird_delete_token::storage::dynamo::DynamoStore;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let config = Config::from_lookup(|name| std::env::var(name).ok())?;
-    let store = DynamoStore::new(client::dynamodb_client(config.dynamodb_endpoint.as_deref()).await, &config);
+    let store = DynamoStore::new(client::dynamodb_client(client::loader()).await?, &config);
     let account = AccountId::from(std::env::var("FLOOR_ACCOUNT")?);
     let user = UserId::from("floor");
     let (store, account, user) = (&store, &account, &user);

@@ -513,8 +513,9 @@ pub(crate) mod tests {
             (Some(true), Some("ci-bot"))
         );
         assert_eq!(account.keys(), without(before, "s", "s-t"));
-        let used = account.store.token("a", "a-login").unwrap().last_used.unwrap();
-        assert!((unix_seconds() - used).abs() < 10, "the PAT's use is recorded");
+        let login = account.store.token("a", "a-login").unwrap();
+        assert!((unix_seconds() - login.last_used.unwrap()).abs() < 10, "the PAT's use is recorded");
+        assert_eq!(login.rate_limited_until, None, "with the rate limit off, no bucket is written");
         // A PAT may delete itself: the use is recorded first, and the
         // delete leaves no row behind.
         let own = account.token("o", "o-self", Some(unix_seconds() + DAY));
@@ -587,6 +588,29 @@ pub(crate) mod tests {
         // JWTs are never limited.
         for _ in 0..3 {
             assert_eq!(account.delete(Some(&account.jwt("o")), "o", "nope").await, not_found);
+        }
+    }
+
+    /// The round trips a request makes one after another, the clock
+    /// stopped: every call takes the same time, so a request takes that
+    /// time once per round. A PAT's use is recorded beside the user reads,
+    /// and before ids it refuses (spec §2, §9).
+    #[tokio::test(start_paused = true)]
+    async fn the_round_trips_of_each_path() {
+        let account = account(&[]);
+        let round = Duration::from_millis(10);
+        account.store.set_latency(round);
+        let pat = format!("Token {}", account.token("o", "o-login", Some(unix_seconds() + DAY)));
+        let cases = [
+            (account.jwt("o"), "o", "o-t", 2),
+            (account.jwt("a"), "s", "s-t", 2),
+            (pat.clone(), "o", "x", 3),
+            (pat, "o/x", "x", 2),
+        ];
+        for (authorization, user, token, rounds) in cases {
+            let started = Instant::now();
+            let _ = account.delete(Some(&authorization), user, token).await;
+            assert_eq!(started.elapsed(), round * rounds, "{user}/{token}");
         }
     }
 

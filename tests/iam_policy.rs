@@ -75,21 +75,35 @@ fn strings(value: &Value) -> Vec<String> {
     }
 }
 
-/// The statements of `DeleteTokenFunction`'s inline policy. A resource is
-/// read by the names it mentions, whatever the intrinsic functions around them.
+/// The DynamoDB statements of the function's role. Its other statements
+/// must be the two Lambda makes calls under for the function: its own log
+/// group's streams, and X-Ray only when tracing is on. A resource is read by
+/// the names it mentions, whatever the intrinsic functions around them.
 fn policy(template: &str) -> Vec<Statement> {
     let doc: Value = serde_norway::from_str(template).unwrap();
-    let policies = &doc["Resources"]["DeleteTokenFunction"]["Properties"]["Policies"];
+    let resources = &doc["Resources"];
+    let role = &resources["DeleteTokenFunctionRole"]["Properties"];
+    assert!(role["ManagedPolicyArns"].is_null(), "no managed policy: the statements below are the whole role");
+    let function = &resources["DeleteTokenFunction"]["Properties"];
+    assert_eq!(format!("{:?}", function["Role"]).matches("DeleteTokenFunctionRole").count(), 1);
+    assert!(function["Policies"].is_null(), "no policy SAM would add to");
+    let log_group = format!("{:?}", function["LoggingConfig"]["LogGroup"]);
     let mut statements = Vec::new();
-    for policy in policies.as_sequence().expect("the function has inline policies") {
-        for s in policy["Statement"].as_sequence().expect("statements") {
+    let mut others = Vec::new();
+    for policy in role["Policies"].as_sequence().expect("the role has inline policies") {
+        for s in policy["PolicyDocument"]["Statement"].as_sequence().expect("statements") {
             // A conditional statement (`!If [condition, statement, !Ref
             // AWS::NoValue]`) is judged as when its condition holds.
-            let s = match s {
-                Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value[1],
-                s => s,
+            let (condition, s) = match s {
+                Value::Tagged(tagged) if tagged.tag == "If" => (tagged.value[0].as_str(), &tagged.value[1]),
+                s => (None, s),
             };
             assert_eq!(s["Effect"].as_str(), Some("Allow"));
+            let actions = strings(&s["Action"]);
+            if !actions.iter().all(|a| a.starts_with("dynamodb:")) {
+                others.push((condition, actions, format!("{:?}", s["Resource"])));
+                continue;
+            }
             let text = format!("{:?}", s["Resource"]);
             let table = TABLES
                 .iter()
@@ -112,6 +126,23 @@ fn policy(template: &str) -> Vec<Statement> {
                     (!keys.is_null()).then(|| sub_patterns(keys))
                 },
             });
+        }
+    }
+    let logs = vec!["logs:CreateLogStream".to_owned(), "logs:PutLogEvents".to_owned()];
+    let traces = vec!["xray:PutTraceSegments".to_owned(), "xray:PutTelemetryRecords".to_owned()];
+    assert_eq!(others.len(), 2, "{others:?}");
+    for (condition, actions, resource) in others {
+        match condition {
+            // The group the function logs to: its ARN covers its streams, no other group.
+            None => assert!(
+                actions == logs
+                    && resource.contains("DeleteTokenLogGroup")
+                    && log_group.contains("DeleteTokenLogGroup"),
+                "{resource}"
+            ),
+            Some(condition) => {
+                assert!(condition == "TracingOn" && actions == traces && resource.contains("\"*\""), "{resource}")
+            }
         }
     }
     statements

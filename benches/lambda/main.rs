@@ -146,6 +146,13 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_nanos(total)
 }
 
+/// The process's peak resident memory (`VmHWM` of `/proc/<pid>/status`), KiB.
+fn peak_rss_kib(function: &Function) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", function.pid())).unwrap();
+    let value = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
+    value.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -220,7 +227,7 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
     }
     let mut measured = Vec::new();
     for ((_, function, mut latencies, cpu), logged) in instances.into_iter().zip(logged) {
-        let rss_kib = function.memory_kib("VmHWM:");
+        let rss_kib = peak_rss_kib(&function);
         function.stop().await;
         let gb = match setting.condition {
             Condition::Lambda(mb) => mb as f64 / 1024.0,

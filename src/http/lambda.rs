@@ -229,71 +229,81 @@ mod tests {
         }
     }
 
-    /// The edge's rows of the status table, through the real entry point
-    /// on the in-memory store: what never reaches the app.
+    /// The edge's rows of the status table, and what a hostile event may
+    /// hold, through the real entry point on the in-memory store: answered
+    /// before any credential is read, or served as usual where lambda_http
+    /// would have panicked; nothing deleted that should not be.
     #[tokio::test]
-    async fn the_edges_answers_come_before_any_credential_is_read() {
-        let key = crate::devkeys::DevKey::generate_es256("k").unwrap();
-        let jwks = key.jwks_json().unwrap();
-        let vars = [
-            ("TOKENS_TABLE", "tokens"),
-            ("USERS_TABLE", "users"),
-            ("AUTH_ISSUER", "https://idp.test/"),
-            ("AUTH_AUDIENCE", "netbird"),
-            ("AUTH_JWKS", jwks.as_str()),
-        ];
-        let config =
-            crate::config::Config::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))
-                .unwrap();
-        let store = Arc::new(crate::storage::memory::MemoryStore::default());
-        store.put_token(crate::domain::PersonalAccessToken {
-            user_id: "u".into(),
-            token_id: "t".into(),
-            account_id: "a".into(),
-            name: "kept".into(),
-            hashed_token: "h".into(),
-            expires_at: Some(i64::MAX),
-            created_at: None,
-            created_by: None,
-            last_used: None,
-            rate_limited_until: None,
-        });
-        let app = Arc::new(App::new(&config, store.clone()).unwrap());
-        let url = |method: &str, path: &str, body: Option<String>| {
-            let event = serde_json::json!({
-                "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": {},
+    async fn the_edges_answers_and_hostile_events() {
+        use serde_json::json;
+        let account = crate::app::tests::account(&[]);
+        let jwt = account.jwt("o");
+        for id in ["o-1", "o-2", "ö k", "o-4"] {
+            account.token("o", id, Some(crate::clock::unix_seconds() + 600));
+        }
+        let v2 = |method: &str, path: &str, headers: serde_json::Value, body: Option<String>| {
+            json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": headers,
                 "requestContext": { "http": { "method": method, "path": path } },
                 "body": body, "isBase64Encoded": false
-            });
-            serde_json::value::to_raw_value(&event).unwrap()
+            })
         };
-        let path = "/api/users/u/tokens/t";
+        let auth = |value: &str| json!({ "authorization": value });
+        let path = "/api/users/o/tokens/o-t";
+        let huge = "A".repeat(300 * 1024);
+        let error = |status: u16, message: &str| (status, json!({ "message": message, "code": status }));
+        let mut hostile_host = v2("DELETE", "/api/users/o/tokens/o-1", auth(&jwt), None);
+        hostile_host["headers"]["host"] = json!("not a host[");
+        hostile_host["rawQueryString"] = json!("a b\u{1}#");
+        let rest = json!({
+            "resource": "/api/users/{userId}/tokens/{tokenId}", "path": "/api/users/o/tokens/o-2", "httpMethod": "DELETE",
+            "headers": auth(&jwt), "pathParameters": { "userId": "o", "tokenId": "o-2" },
+            "requestContext": { "httpMethod": "DELETE", "domainName": "bad domain:99999999", "stage": "prod" },
+            "body": "!!! not base64 !!!", "isBase64Encoded": true
+        });
         let cases = [
-            (url("OPTIONS", path, None), 204, Value::Null),
-            (url("GET", path, None), 405, serde_json::json!({ "message": "method not allowed", "code": 405 })),
-            (url("DELETE", "/api/peers/p", None), 404, serde_json::json!({ "message": "not found", "code": 404 })),
+            (v2("OPTIONS", path, json!({}), None), (204, Value::Null)),
+            (v2("GET", path, json!({}), None), error(405, "method not allowed")),
+            (v2("DELETE", "/api/peers/p", json!({}), None), error(404, "not found")),
+            (v2("DELETE", "no-leading-slash:99999", auth(&jwt), None), error(404, "not found")),
+            (v2("DELETE", path, json!({}), Some("x".repeat(MAX_BODY_BYTES + 1))), error(400, "request body too large")),
+            (json!({ "not": "http" }), error(400, "invalid request")),
+            (v2("DELETE", &format!("/{huge}"), auth(&jwt), None), error(400, "invalid request")),
+            (v2("DELETE", path, auth("Bearer a\r\nx-evil: 1"), None), error(400, "invalid request")),
+            (v2("DELETE", path, json!({}), None), error(401, "no valid authentication provided")),
+            (v2("DELETE", "/api/users/%0A/tokens/t", json!({}), None), error(401, "no valid authentication provided")),
+            (v2("DELETE", path, auth(&format!("Bearer {huge}")), None), error(401, "token invalid")),
+            (v2("DELETE", path, auth("Bearer ünïcödé"), None), error(401, "token invalid")),
             (
-                url("DELETE", path, Some("x".repeat(MAX_BODY_BYTES + 1))),
-                400,
-                serde_json::json!({ "message": "request body too large", "code": 400 }),
+                v2("DELETE", &format!("/api/users/{}/tokens/t", "u".repeat(300)), auth(&jwt), None),
+                error(400, "invalid user ID"),
             ),
-            (
-                serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap(),
-                400,
-                serde_json::json!({ "message": "invalid request", "code": 400 }),
-            ),
-            (
-                url("DELETE", path, None),
-                401,
-                serde_json::json!({ "message": "no valid authentication provided", "code": 401 }),
-            ),
+            (hostile_host, (200, json!({}))),
+            (rest, (200, json!({}))),
+            (v2("DELETE", "/prod/api/users/o/tokens/%C3%B6%20k", auth(&jwt), None), (200, json!({}))),
         ];
-        for (event, status, want) in cases {
-            let got = answer_event(app.clone(), &event, context()).await;
-            assert_eq!(got["statusCode"], status, "{got}");
+        for (event, want) in cases {
+            let raw = serde_json::value::to_raw_value(&event).unwrap();
+            let got = answer_event(account.app.clone(), &raw, context()).await;
             let body = got["body"].as_str().filter(|b| !b.is_empty()).map(|b| serde_json::from_str(b).unwrap());
-            assert_eq!(body.unwrap_or(Value::Null), want, "{got}");
+            let status = got["statusCode"].as_u64().unwrap_or_default() as u16;
+            assert_eq!(
+                (status, body.unwrap_or(Value::Null)),
+                want,
+                "{}",
+                &event.to_string()[..200.min(event.to_string().len())]
+            );
+            let content_type =
+                got["headers"].get("content-type").unwrap_or(&got["multiValueHeaders"]["content-type"][0]);
+            assert_eq!(content_type, "application/json");
         }
-        assert!(store.token("u", "t").is_some(), "the token u/t is still there");
+        let left: Vec<String> = account
+            .store
+            .tokens()
+            .iter()
+            .filter(|t| t.user_id.as_str() == "o")
+            .map(|t| t.token_id.to_string())
+            .collect();
+        assert_eq!(left, ["o-4", "o-t"], "exactly the three served deletes happened");
     }
 }

@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy between the function and DynamoDB Local:
-//! it forwards requests, or for the chosen operation answers with a
-//! throttle, a 500, silence, or a reset connection, once or every time.
+//! it forwards requests (recording each), or for the chosen operation
+//! answers with a throttle, a 500, silence, or a reset connection, once or
+//! every time.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -68,48 +69,39 @@ pub struct FaultProxy {
     pub endpoint: String,
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
-    gate: Arc<Mutex<Option<Arc<Gate>>>>,
     latency: Arc<Mutex<std::time::Duration>>,
     pub seen: Seen,
 }
 
-/// Holds every request of one operation until released, so a test can
-/// change the table between the function's checks and its write.
-pub struct Gate {
-    operation: &'static str,
-    arrived: tokio::sync::Notify,
-    open: tokio::sync::Semaphore,
-}
-
-impl Gate {
-    pub async fn arrived(&self) {
-        self.arrived.notified().await;
-    }
-
-    pub fn release(&self) {
-        self.open.add_permits(1_000);
-    }
-}
-
 impl FaultProxy {
+    /// A proxy for the function: each call it forwards is recorded in
+    /// `CALL_LOG`, for the IAM check.
     pub async fn start(upstream: &str) -> FaultProxy {
+        Self::starting(upstream, true).await
+    }
+
+    /// A proxy for a tool that is not the function (`explain`): its calls
+    /// are seen, not recorded for the function's policy.
+    pub async fn for_a_tool(upstream: &str) -> FaultProxy {
+        Self::starting(upstream, false).await
+    }
+
+    async fn starting(upstream: &str, recorded: bool) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
         let injected: Arc<Mutex<usize>> = Arc::default();
         let seen: Seen = Arc::default();
-        let gate: Arc<Mutex<Option<Arc<Gate>>>> = Arc::default();
         let latency: Arc<Mutex<std::time::Duration>> = Arc::default();
-        let (r, i, s, g, l) = (rule.clone(), injected.clone(), seen.clone(), gate.clone(), latency.clone());
+        let (r, i, s, l) = (rule.clone(), injected.clone(), seen.clone(), latency.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let link =
-                    Link { rule: r.clone(), injected: i.clone(), seen: s.clone(), gate: g.clone(), latency: l.clone() };
+                let link = Link { rule: r.clone(), injected: i.clone(), seen: s.clone(), latency: l.clone(), recorded };
                 tokio::spawn(serve(client, upstream.clone(), link));
             }
         });
-        FaultProxy { endpoint, rule, injected, gate, latency, seen }
+        FaultProxy { endpoint, rule, injected, latency, seen }
     }
 
     pub fn once(&self, fault: Fault, operation: &'static str) {
@@ -120,23 +112,10 @@ impl FaultProxy {
         *self.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: None });
     }
 
-    /// Holds `operation`'s requests until the gate is released.
-    pub fn hold(&self, operation: &'static str) -> Arc<Gate> {
-        let gate =
-            Arc::new(Gate { operation, arrived: tokio::sync::Notify::new(), open: tokio::sync::Semaphore::new(0) });
-        *self.gate.lock().unwrap() = Some(gate.clone());
-        gate
-    }
-
     /// Adds `latency` to every forwarded request, as a distant DynamoDB
     /// would: calls made concurrently then overlap for certain.
     pub fn set_latency(&self, latency: std::time::Duration) {
         *self.latency.lock().unwrap() = latency;
-    }
-
-    pub fn clear(&self) {
-        *self.rule.lock().unwrap() = None;
-        *self.gate.lock().unwrap() = None;
     }
 
     /// How many requests got a fault instead of an answer.
@@ -150,23 +129,19 @@ struct Link {
     rule: Arc<Mutex<Option<Rule>>>,
     injected: Arc<Mutex<usize>>,
     seen: Seen,
-    gate: Arc<Mutex<Option<Arc<Gate>>>>,
     latency: Arc<Mutex<std::time::Duration>>,
+    /// Whether calls go to `CALL_LOG`.
+    recorded: bool,
 }
 
 async fn serve(mut client: TcpStream, upstream: String, link: Link) {
-    let Link { rule, injected, seen, gate, latency } = link;
+    let Link { rule, injected, seen, latency, recorded } = link;
     let mut upstream_conn: Option<TcpStream> = None;
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
         let operation = header(&head, "x-amz-target").and_then(|t| t.split('.').nth(1).map(str::to_owned));
-        if let Some(operation) = &operation {
+        if let Some(operation) = operation.as_deref().filter(|_| recorded) {
             record(operation, &body);
-        }
-        let held = gate.lock().unwrap().clone().filter(|g| operation.as_deref() == Some(g.operation));
-        if let Some(gate) = held {
-            gate.arrived.notify_one();
-            let _ = gate.open.acquire().await.map(|permit| permit.forget());
         }
         let start = Instant::now();
         let delay = *latency.lock().unwrap();

@@ -38,6 +38,7 @@ pub struct Idp {
     pub port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     hits: Arc<Mutex<Vec<String>>>,
+    latency: Arc<Mutex<std::time::Duration>>,
 }
 
 impl Idp {
@@ -51,14 +52,17 @@ impl Idp {
         let port = listener.local_addr().unwrap().port();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (r, h) = (routes.clone(), hits.clone());
+        let latency: Arc<Mutex<std::time::Duration>> = Arc::default();
+        let (r, h, l) = (routes.clone(), hits.clone(), latency.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (routes, hits) = (r.clone(), h.clone());
+                let (routes, hits, latency) = (r.clone(), h.clone(), l.clone());
                 tokio::spawn(async move {
                     let Some((head, _)) = read_message(&mut socket).await else { return };
                     let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
                     hits.lock().unwrap().push(path.clone());
+                    let delay = *latency.lock().unwrap();
+                    tokio::time::sleep(delay).await;
                     let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply {
                         status: 404,
                         headers: Vec::new(),
@@ -74,7 +78,12 @@ impl Idp {
                 });
             }
         });
-        Idp { base: format!("http://127.0.0.1:{port}"), port, routes, hits }
+        Idp { base: format!("http://127.0.0.1:{port}"), port, routes, hits, latency }
+    }
+
+    /// Every answer from now on comes `latency` after its request.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        *self.latency.lock().unwrap() = latency;
     }
 
     pub fn set(&self, path: &str, reply: Reply) {

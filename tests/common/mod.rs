@@ -24,7 +24,7 @@ pub use netbird_delete_token::domain::{PersonalAccessToken, Role, User};
 use netbird_delete_token::http::lambda::answer_event;
 use netbird_delete_token::storage::client as sdk;
 use netbird_delete_token::storage::dynamo::DynamoStore;
-pub use netbird_delete_token::storage::items::{attr, token_key, user_key, Row};
+pub use netbird_delete_token::storage::items::{attr, token_key, Row};
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -83,13 +83,14 @@ pub struct Stack {
     pub client: Client,
     pub config: Config,
     pub keys: Keys,
+    /// The function's store, as its App uses it.
+    pub store: Arc<DynamoStore>,
     pub app: Arc<App<DynamoStore>>,
 }
 
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-    pub headers: HashMap<String, String>,
 }
 
 impl Stack {
@@ -139,10 +140,10 @@ impl Stack {
         vars.extend(settings.iter().cloned());
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-        let function_client = Client::new(&sdk::sdk_config(None).endpoint_url(function_endpoint).load().await);
+        let function_client = sdk::dynamodb_client(sdk::loader().endpoint_url(function_endpoint)).await.unwrap();
         let store = Arc::new(DynamoStore::new(function_client, &config));
-        let app = Arc::new(App::new(&config, store.clone(), store.key_cache()).unwrap());
-        Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, app }
+        let app = Arc::new(App::new(&config, store.clone()).unwrap());
+        Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, store, app }
     }
 
     /// The function's settings for these tables, talking to `endpoint`.
@@ -237,11 +238,6 @@ impl Stack {
         let raw = serde_json::value::to_raw_value(event).unwrap();
         http_answer(answer_event(self.app.clone(), &raw, context).await)
     }
-
-    /// DELETE through an HTTP API (payload 2.0) event.
-    pub async fn delete(&self, user: &str, token: &str, authorization: Option<&str>) -> Answer {
-        self.call(&http_api_event("DELETE", user, token, authorization)).await
-    }
 }
 
 /// The JSON Lambda returns, read as an HTTP answer whatever the event source.
@@ -251,14 +247,7 @@ pub fn http_answer(response: Value) -> Answer {
         Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
         _ => Value::Null,
     };
-    let mut headers = HashMap::new();
-    if let Some(map) = response["headers"].as_object() {
-        headers.extend(map.iter().map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_owned())));
-    }
-    if let Some(map) = response["multiValueHeaders"].as_object() {
-        headers.extend(map.iter().map(|(k, v)| (k.to_lowercase(), v[0].as_str().unwrap_or_default().to_owned())));
-    }
-    Answer { status, body, headers }
+    Answer { status, body }
 }
 
 pub fn error(status: u16, message: &str) -> (u16, Value) {
@@ -286,48 +275,6 @@ pub fn http_api_event(method: &str, user: &str, token: &str, authorization: Opti
             "http": { "method": method, "path": format!("/api/users/{}/tokens/{}", encode(user), encode(token)),
                       "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test" },
             "requestId": "apigw-1", "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}", "stage": "$default",
-            "time": "29/Nov/2026:00:00:00 +0000", "timeEpoch": 1795000000000i64
-        },
-        "isBase64Encoded": false
-    })
-}
-
-pub fn rest_api_event(method: &str, user: &str, token: &str, authorization: Option<&str>) -> Value {
-    let path = format!("/api/users/{}/tokens/{}", encode(user), encode(token));
-    json!({
-        "resource": "/api/users/{userId}/tokens/{tokenId}",
-        "path": path,
-        "httpMethod": method,
-        "headers": headers(authorization),
-        "multiValueHeaders": {},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": { "userId": user, "tokenId": token },
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "resourceId": "res", "stage": "prod",
-            "requestId": "apigw-1", "httpMethod": method, "path": format!("/prod{path}"),
-            "resourcePath": "/api/users/{userId}/tokens/{tokenId}",
-            "identity": { "sourceIp": "192.0.2.1" }
-        },
-        "body": null,
-        "isBase64Encoded": false
-    })
-}
-
-/// A Function URL (or `cargo lambda watch`) event: a raw path, no route.
-pub fn function_url_event(method: &str, raw_path: &str, authorization: Option<&str>) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": "",
-        "headers": headers(authorization),
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "url", "domainName": "url.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "url",
-            "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test" },
-            "requestId": "url-1", "routeKey": "$default", "stage": "$default",
             "time": "29/Nov/2026:00:00:00 +0000", "timeEpoch": 1795000000000i64
         },
         "isBase64Encoded": false

@@ -28,6 +28,8 @@ struct State {
     first_poll: Mutex<Option<Instant>>,
     next_id: AtomicU64,
     timeout: Mutex<Duration>,
+    /// The function process Lambda would freeze between invocations.
+    frozen: Mutex<Option<u32>>,
 }
 
 pub struct RuntimeApi {
@@ -65,6 +67,13 @@ impl RuntimeApi {
         tokio::time::timeout(Duration::from_secs(30), rx).await.expect("the function answers").expect("answered")
     }
 
+    /// From now on, `function` is frozen as Lambda freezes it: stopped
+    /// (SIGSTOP) as soon as it asks for an event none is waiting for, and
+    /// continued (SIGCONT) when one is handed out.
+    pub fn freeze_between_invocations(&self, function: &Function) {
+        *self.state.frozen.lock().unwrap() = Some(function.pid());
+    }
+
     /// When the function first asked for work: the end of its init.
     pub async fn wait_first_poll(&self, limit: Duration) -> Option<Instant> {
         let started = Instant::now();
@@ -83,12 +92,23 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
         let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
         let reply = if path.ends_with("/invocation/next") {
             state.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+            let frozen = *state.frozen.lock().unwrap();
+            let mut stopped = false;
             let (id, event) = loop {
                 if let Some(next) = state.queue.lock().unwrap().pop_front() {
                     break next;
                 }
+                if let (Some(pid), false) = (frozen, stopped) {
+                    // SAFETY: a signal to the test's own child process.
+                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                    stopped = true;
+                }
                 state.ready.notified().await;
             };
+            if let (Some(pid), true) = (frozen, stopped) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+            }
             let deadline = super::now_ms() + state.timeout.lock().unwrap().as_millis() as u64;
             format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\n\
@@ -171,14 +191,6 @@ impl Function {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
-    }
-
-    /// A memory figure of `/proc/<pid>/status`, in KiB: `VmRSS:` (now),
-    /// `VmHWM:` (the peak).
-    pub fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let value = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
-        value.trim().trim_end_matches("kB").trim().parse().unwrap()
     }
 
     pub async fn exit_code(&mut self, limit: Duration) -> Option<i32> {

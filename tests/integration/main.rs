@@ -6,17 +6,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod delete_token;
 mod e2e;
-// The soak: named so that it starts among the first (libtest starts tests
-// in name order), as it is the longest.
-mod endurance;
 mod events;
+mod explain;
 mod faults;
-mod identity_providers;
-mod jwt;
-mod key_cache;
+mod keys;
 mod local_tools;
-mod races;
 mod rate_limit;
 mod runtime;
+mod store;
