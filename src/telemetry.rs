@@ -21,10 +21,8 @@ use tracing_subscriber::fmt::{self, format::Writer, time::FormatTime};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::auth::reason::Refused;
 use crate::config::LogSettings;
 use crate::ids::{AccountId, TokenId, UserId};
-use crate::outcome::Cause;
 
 const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 /// The metrics' one dimension: the function's name, so that two stacks in
@@ -232,9 +230,10 @@ pub struct RequestSummary<'a> {
     pub outcome: &'a str,
     pub status: u16,
     /// Why, for a 500.
-    pub cause: Option<Cause>,
-    /// Why, for a 401: the reason and the credential's public values.
-    pub refused: Option<&'a Refused>,
+    pub cause: Option<&'static str>,
+    /// Why, for a 401: the reason, and the credential's public values
+    /// (spec §2) as an object, empty when there are none.
+    pub refused: Option<(&'static str, Value)>,
     pub duration: Duration,
 }
 
@@ -262,13 +261,12 @@ impl RequestSummary<'_> {
             "Duration": duration_ms,
         });
         if let Some(cause) = self.cause {
-            doc["cause"] = cause.as_str().into();
+            doc["cause"] = cause.into();
         }
-        if let Some(refused) = self.refused {
-            doc["reason"] = refused.reason.as_str().into();
-            let shown = refused.shown.to_json();
+        if let Some((reason, shown)) = &self.refused {
+            doc["reason"] = (*reason).into();
             if shown.as_object().is_some_and(|shown| !shown.is_empty()) {
-                doc["credential"] = shown;
+                doc["credential"] = shown.clone();
             }
         }
         with_metrics(doc, &REQUEST_METRICS, now)
@@ -402,9 +400,8 @@ pub(crate) async fn records_of<F: std::future::Future>(run: F) -> (F::Output, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::reason::{Reason, Shown};
 
-    fn summary(status: u16, cause: Option<Cause>, refused: Option<&Refused>) -> Value {
+    fn summary(status: u16, cause: Option<&'static str>, refused: Option<(&'static str, Value)>) -> Value {
         let duration = Duration::from_millis(7);
         RequestSummary { request_id: "r1", outcome: "x", status, cause, refused, duration }
             .document(UNIX_EPOCH + Duration::from_secs(1))
@@ -444,19 +441,17 @@ mod tests {
         assert_eq!((deleted["Deleted"].as_u64(), deleted["Refused"].as_u64()), (Some(1), Some(0)));
         assert_eq!((deleted["Duration"].as_f64(), deleted["duration_ms"].as_f64()), (Some(7.0), Some(7.0)));
         assert!(deleted.get("cause").is_none() && deleted.get("reason").is_none());
-        let error = summary(500, Some(Cause::Keys), None);
+        let error = summary(500, Some("keys"), None);
         assert_eq!((error["InternalErrors"].as_u64(), error["cause"].as_str()), (Some(1), Some("keys")));
         let limited = summary(429, None, None);
         assert_eq!((limited["RateLimited"].as_u64(), limited["Refused"].as_u64()), (Some(1), Some(1)));
-        let shown = Shown { iss: Some("https://idp/".into()), ..Shown::default() };
-        let refused = Refused::new(Reason::JwtWrongIssuer, shown);
-        let line = summary(401, None, Some(&refused));
+        let line = summary(401, None, Some(("jwt_wrong_issuer", json!({ "iss": "https://idp/" }))));
         assert_eq!(
             (line["reason"].as_str(), line["credential"]["iss"].as_str()),
             (Some("jwt_wrong_issuer"), Some("https://idp/"))
         );
         assert_eq!(line["RateLimited"].as_u64(), Some(0));
-        assert!(summary(401, None, Some(&Reason::HeaderAbsent.into())).get("credential").is_none(), "nothing to show");
+        assert!(summary(401, None, Some(("header_absent", json!({})))).get("credential").is_none(), "nothing to show");
     }
 
     #[test]

@@ -100,8 +100,8 @@ where
 fn finish(outcome: Outcome, request_id: &str, started: Instant) -> lambda_http::Response<lambda_http::Body> {
     let (status, name, _) = outcome.row();
     let (cause, refused) = match &outcome {
-        Outcome::Internal(cause) => (Some(*cause), None),
-        Outcome::Unauthenticated(refused) => (None, Some(refused)),
+        Outcome::Internal(cause) => (Some(cause.as_str()), None),
+        Outcome::Unauthenticated(refused) => (None, Some((refused.reason.as_str(), refused.shown.to_json()))),
         _ => (None, None),
     };
     let duration = started.elapsed();
