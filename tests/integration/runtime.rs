@@ -29,12 +29,26 @@ async fn start(
     runtime: RuntimeApi,
     changes: &[(&'static str, Option<String>)],
 ) -> (RuntimeApi, Function) {
+    launch(stack, runtime, changes, false).await
+}
+
+/// [`start`], `frozen` between invocations as Lambda freezes it, from its
+/// first poll on.
+async fn launch(
+    stack: &Stack,
+    runtime: RuntimeApi,
+    changes: &[(&'static str, Option<String>)],
+    frozen: bool,
+) -> (RuntimeApi, Function) {
     let mut env = stack.function_env(&stack.dynamodb);
     for (name, value) in changes {
         env.retain(|(k, _)| k != name);
         env.extend(value.clone().map(|v| (*name, v)));
     }
     let function = Function::spawn(function_binary(), &runtime, &env);
+    if frozen {
+        runtime.freeze_between_invocations(&function);
+    }
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     (runtime, function)
 }
@@ -261,9 +275,9 @@ async fn frozen_between_invocations_a_healthy_provider_raises_no_alarm() {
         idp
     };
     let (empty, expiring) = (provider().await, provider().await);
-    // Slow enough that the fetch init begins is still under way when the
-    // process is frozen at its first poll.
-    empty.set_latency(Duration::from_millis(300));
+    // The fetch init begins from `empty` waits for its answer past the
+    // freeze, and past its own timeout: the freeze cuts it.
+    empty.set_latency(Duration::from_secs(5));
     // The fleet's entry for `expiring` leaves its lifetime 3 s from now.
     let endpoint = expiring.url(WELL_KNOWN);
     let source =
@@ -280,16 +294,11 @@ async fn frozen_between_invocations_a_healthy_provider_raises_no_alarm() {
         .unwrap();
 
     let frozen = |endpoint: String| async {
-        let (runtime, function) = start(
-            &stack,
-            RuntimeApi::start().await,
-            &[("AUTH_JWKS", None), ("AUTH_OIDC_CONFIG_ENDPOINT", Some(endpoint))],
-        )
-        .await;
-        runtime.freeze_between_invocations(&function);
-        (runtime, function)
+        let settings = [("AUTH_JWKS", None), ("AUTH_OIDC_CONFIG_ENDPOINT", Some(endpoint))];
+        launch(&stack, RuntimeApi::start().await, &settings, true).await
     };
     let (cut, cut_function) = frozen(empty.url(WELL_KNOWN)).await;
+    empty.set_latency(Duration::from_millis(50)); // healthy again for the request's own fetch
     let (first, first_function) = frozen(endpoint.clone()).await;
     let (second, second_function) = frozen(endpoint).await;
     assert_eq!(expiring.hits("/certs"), 0, "the entry was fresh at init");
@@ -325,7 +334,10 @@ async fn keys_that_cannot_be_refreshed_are_reported_as_stale() {
     let stack = Stack::new().await;
     stack.user("o", ACCOUNT, "owner").await;
     let jwt = format!("Bearer {}", stack.keys.es256.sign(&claims("o")).unwrap());
-    let cases = [(true, 300, 200), (false, 5 * 3600, 200), (false, 25 * 3600, 500)];
+    // Slow, the request's own fetch cut (the entry fresh at init, past its
+    // lifetime by the request); slow, the wait for init's fetch cut;
+    // failing, 5 h and 25 h past the lifetime.
+    let cases = [(true, 0, 200), (true, 300, 200), (false, 5 * 3600, 200), (false, 25 * 3600, 500)];
     for (i, (slow, past_lifetime, status)) in cases.into_iter().enumerate() {
         let idp = Idp::start().await;
         idp.set(WELL_KNOWN, Reply::json(json!({ "issuer": ISSUER, "jwks_uri": idp.url("/certs") }).to_string()));
@@ -345,7 +357,8 @@ async fn keys_that_cannot_be_refreshed_are_reported_as_stale() {
             let url = idp.url("/certs");
             ("AUTH_KEYS_LOCATION", url.clone(), KeyLocation::Jwks(KeyUrl::parse(&url).unwrap()).cache_key())
         };
-        let fetched_at_ms = now_ms() - (3600 + past_lifetime) * 1000;
+        // Fresh at init for one more second when it is due to pass its lifetime by the request.
+        let fetched_at_ms = now_ms() + if past_lifetime == 0 { 1_000 } else { 0 } - (3600 + past_lifetime) * 1000;
         let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms, max_age_secs: 3600 };
         let table = stack.config.key_cache_table.clone().unwrap();
         stack
@@ -359,10 +372,16 @@ async fn keys_that_cannot_be_refreshed_are_reported_as_stale() {
         stack.live_token("o", &format!("k{i}")).await;
         let (runtime, function) =
             start(&stack, RuntimeApi::start().await, &[("AUTH_JWKS", None), (setting, Some(url))]).await;
+        if past_lifetime == 0 {
+            assert_eq!(idp.hits(WELL_KNOWN), 0, "fresh at init: no fetch began");
+            let stale_at = fetched_at_ms + 3_600_000 + 200;
+            tokio::time::sleep(Duration::from_millis(stale_at.saturating_sub(now_ms()))).await;
+        }
         let started = Instant::now();
         let answer = delete(&runtime, "o", &format!("k{i}"), &jwt).await.status;
         assert_eq!(answer, status, "the stale set verifies, for 24 h past its lifetime");
         assert!(started.elapsed() < Duration::from_millis(1_800), "within the slice: {:?}", started.elapsed());
+        assert!(idp.hits(WELL_KNOWN) + idp.hits("/certs") > 0, "the provider was asked");
         let docs = documents(&function.stop().await);
         let health = key_health(&docs);
         assert_eq!(health.len(), 1, "{health:#?}");
