@@ -71,7 +71,7 @@ sam-build: setup
 deploy: sam-build
 	if grep -q '^\[default.deploy' samconfig.toml; then $(VENV)/bin/sam deploy; else $(VENV)/bin/sam deploy --guided; fi
 
-## make smoke URL=https://... [USER_ID=...]: checks a deployed stack, deleting nothing; a token, if any,
+## make smoke URL=https://... [USER_ID=...] [USER_ID_CLAIM=...]: checks a deployed stack, deleting nothing; a token, if any,
 ## comes from TOKEN in the environment or from standard input, never as a make argument (ps shows those)
 smoke:
 	$(if $(filter command line,$(origin TOKEN)),$(error TOKEN on make's command line shows in ps: export it, or pipe it in))
