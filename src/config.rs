@@ -130,6 +130,41 @@ pub enum ConfigError {
     InsecureDynamoDbEndpoint(String),
 }
 
+impl ConfigError {
+    /// One of each kind, for the documents (spec §6 lists them all).
+    pub fn every() -> Vec<ConfigError> {
+        let every = vec![
+            ConfigError::Missing("TOKENS_TABLE"),
+            ConfigError::BadUrl("AUTH_KEYS_LOCATION"),
+            ConfigError::NoAudience,
+            ConfigError::NotPositive("NB_API_RATE_LIMITING_RPM"),
+            ConfigError::NotBoolean("NB_API_RATE_LIMITING_ENABLED"),
+            ConfigError::GroupsWithoutClaim,
+            ConfigError::NoGroups,
+            ConfigError::BadJwks("no usable signing key".into()),
+            ConfigError::HttpClient("no roots".into()),
+            ConfigError::InsecureDynamoDbEndpoint("http://10.0.0.1".into()),
+        ];
+        // Exhaustive on purpose: a new kind stops this compiling until it
+        // is listed above, and so in the spec.
+        for error in &every {
+            match error {
+                ConfigError::Missing(_)
+                | ConfigError::BadUrl(_)
+                | ConfigError::NoAudience
+                | ConfigError::NotPositive(_)
+                | ConfigError::NotBoolean(_)
+                | ConfigError::GroupsWithoutClaim
+                | ConfigError::NoGroups
+                | ConfigError::BadJwks(_)
+                | ConfigError::HttpClient(_)
+                | ConfigError::InsecureDynamoDbEndpoint(_) => {}
+            }
+        }
+        every
+    }
+}
+
 /// An identity provider's URL the function may fetch: `https://`, or plain
 /// `http://` to a loopback host (local development), without credentials.
 /// Only [`KeyUrl::parse`] makes one, so whatever fetches it need not check.

@@ -6,7 +6,7 @@ use std::fmt;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest id accepted from a request, in bytes.
-const MAX_ID_LEN: usize = 256;
+pub const MAX_ID_LEN: usize = 256;
 
 /// 1 to 256 bytes, no `/`, no control characters, and no format
 /// characters (Unicode category Cf: bidirectional overrides such as

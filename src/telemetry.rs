@@ -29,7 +29,7 @@ const METRICS_NAMESPACE: &str = "NetBird/DeleteToken";
 /// one account and region never write the same series.
 pub const DIMENSION: &str = "FunctionName";
 /// Its value where Lambda sets no `AWS_LAMBDA_FUNCTION_NAME`.
-const UNNAMED: &str = "delete-token";
+pub const UNNAMED: &str = "delete-token";
 
 /// A CloudWatch metric the function emits: in [`METRICS_NAMESPACE`], with
 /// [`DIMENSION`] only.
@@ -74,6 +74,9 @@ const ERROR: usize = 4;
 static RECORD_FLOOR: OnceLock<usize> = OnceLock::new();
 /// The value of [`DIMENSION`], set at init.
 static FUNCTION_NAME: OnceLock<String> = OnceLock::new();
+
+/// The diagnostics' level when neither Lambda nor `RUST_LOG` asks for one.
+pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
 
 /// Target of the events that are records: their message is the whole line.
 const RECORD_TARGET: &str = "record";
@@ -145,10 +148,10 @@ fn log_filter(wanted: &str) -> Targets {
         wanted => wanted.to_lowercase().replace("fatal", "error").parse::<Targets>().unwrap_or_default(),
     };
     if asked.default_level().is_none() {
-        asked = asked.with_default(LevelFilter::INFO);
+        asked = asked.with_default(DEFAULT_LEVEL);
     }
     let capped = |target: &str| CAPPED_AT_INFO.iter().any(|prefix| target.starts_with(prefix));
-    let mut filter = Targets::new().with_default(asked.default_level().unwrap_or(LevelFilter::INFO));
+    let mut filter = Targets::new().with_default(asked.default_level().unwrap_or(DEFAULT_LEVEL));
     for (target, level) in asked.iter() {
         filter = filter.with_target(target, if capped(target) { level.min(LevelFilter::INFO) } else { level });
     }

@@ -96,8 +96,10 @@ fn names_read(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String
 
 #[test]
 fn the_settings_table_lists_every_variable_the_configuration_reads() {
-    let documented: BTreeSet<String> =
+    let mut documented: BTreeSet<String> =
         table(&read("README.md"), &["variable", "default", "meaning"]).into_iter().map(|row| row[0].clone()).collect();
+    // Read by the SDK, and checked by `storage::client` (spec §6).
+    assert!(documented.remove("AWS_ENDPOINT_URL_DYNAMODB"));
     let mut read_by_code = names_read(|lookup| {
         Config::from_lookup(lookup).expect("a valid configuration");
     });
@@ -291,6 +293,291 @@ fn the_rules_never_import_what_serves_them() {
         let text = std::fs::read_to_string(&path).unwrap();
         for served_by in ["crate::storage", "crate::app", "crate::http", "crate::auth", "crate::telemetry"] {
             assert!(!text.contains(served_by), "{} imports {served_by}", path.display());
+        }
+    }
+}
+
+/// Rows of `table` whose first cell names `name` (backticks and a trailing
+/// remark aside).
+fn first_word(cell: &str) -> String {
+    cell.split_whitespace().next().unwrap_or_default().trim_matches('`').to_owned()
+}
+
+#[test]
+fn the_settings_tables_defaults_are_the_codes() {
+    use netbird_delete_token::config::{ConfigError, DEFAULT_BURST, DEFAULT_RPM, DEFAULT_USER_ID_CLAIM};
+    use netbird_delete_token::telemetry::{DEFAULT_LEVEL, UNNAMED};
+    let format = if LogSettings::from_lookup(|_| None).json { "JSON" } else { "Text" };
+    let code: BTreeMap<&str, String> = [
+        ("AUTH_USER_ID_CLAIM", DEFAULT_USER_ID_CLAIM.to_owned()),
+        ("NB_API_RATE_LIMITING_RPM", DEFAULT_RPM.to_string()),
+        ("NB_API_RATE_LIMITING_BURST", DEFAULT_BURST.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", UNNAMED.to_owned()),
+        ("AWS_LAMBDA_LOG_FORMAT", format.to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", DEFAULT_LEVEL.to_string().to_uppercase()),
+        ("RUST_LOG", DEFAULT_LEVEL.to_string().to_lowercase()),
+    ]
+    .into();
+    let all = [
+        ("TOKENS_TABLE", "t"),
+        ("USERS_TABLE", "u"),
+        ("AUTH_ISSUER", "i"),
+        ("AUTH_AUDIENCE", "a"),
+        ("AUTH_JWKS", r#"{"keys":[]}"#),
+        ("AUTH_KEYS_LOCATION", "https://idp.example/keys"),
+        ("AUTH_OIDC_CONFIG_ENDPOINT", "https://idp.example/.well-known/openid-configuration"),
+    ];
+    let without = |name: &str| {
+        Config::from_lookup(|n| all.iter().find(|(k, _)| *k == n && *k != name).map(|(_, v)| v.to_string()))
+    };
+    assert_eq!(without("").map(|c| c.rate_limit), Ok(None), "the rate limit is off unless set");
+    for row in table(&read("README.md"), &["variable", "default", "meaning"]) {
+        let (name, default) = (row[0].as_str(), row[1].as_str());
+        match default {
+            "(required)" => assert_eq!(without(name).err(), Some(ConfigError::Missing(leak(name))), "{name}"),
+            "(none)" | "(AWS)" => assert!(!code.contains_key(name) && without(name).is_ok(), "{name}"),
+            "false" => assert_eq!(name, "NB_API_RATE_LIMITING_ENABLED"),
+            default => assert_eq!(code.get(name).map(String::as_str), Some(default), "{name}"),
+        }
+    }
+}
+
+fn leak(name: &str) -> &'static str {
+    Box::leak(name.to_owned().into_boxed_str())
+}
+
+#[test]
+fn the_parameters_tables_meanings_are_the_templates_descriptions() {
+    let template = template();
+    for row in table(&read("README.md"), &["parameter", "default", "meaning"]) {
+        let description = template["Parameters"][row[0].as_str()]["Description"].as_str().unwrap_or_default();
+        assert_eq!(row[2], description, "{}", row[0]);
+    }
+}
+
+#[test]
+fn every_reason_has_its_row_in_order_and_its_runbook_entry() {
+    use netbird_delete_token::auth::reason::Reason;
+    let spec: Vec<String> =
+        table(&read("docs/spec.md"), &["reason", "when", "shown"]).into_iter().map(|r| r[0].clone()).collect();
+    let code: Vec<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
+    assert_eq!(spec, code, "the spec's reasons (left), in the order they are checked (right)");
+    let runbook: Vec<String> = table(&read("docs/operations.md"), &["reason", "likely cause", "fix"])
+        .iter()
+        .flat_map(|row| row[0].split(", ").map(|r| r.trim_matches('`').to_owned()).collect::<Vec<_>>())
+        .collect();
+    let mut sorted = runbook.clone();
+    sorted.sort();
+    let mut want = code.clone();
+    want.sort();
+    assert_eq!(sorted, want, "the runbook has one entry for each reason");
+}
+
+/// Whether `pattern` (`<...>` and `...` standing for any text) matches the
+/// start of `text`.
+fn begins(pattern: &str, text: &str) -> bool {
+    let pattern = pattern.replace("...", "<>");
+    let mut pieces = pattern.split('<');
+    let Some(mut rest) = text.strip_prefix(pieces.next().unwrap_or_default()) else { return false };
+    for piece in pieces {
+        let literal = piece.split_once('>').map_or(piece, |(_, literal)| literal);
+        match rest.find(literal) {
+            Some(at) => rest = &rest[at + literal.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn the_spec_lists_every_way_init_can_stop() {
+    use netbird_delete_token::config::ConfigError;
+    let rows: Vec<String> =
+        table(&read("docs/spec.md"), &["the line says", "when"]).into_iter().map(|r| r[0].clone()).collect();
+    for error in ConfigError::every() {
+        let text = error.to_string();
+        let matching: Vec<&String> = rows.iter().filter(|row| begins(row, &text)).collect();
+        assert_eq!(matching.len(), 1, "{text:?} matches {matching:?}");
+    }
+    assert_eq!(rows.len(), ConfigError::every().len(), "one row each");
+}
+
+#[test]
+fn the_limits_table_is_the_codes() {
+    use netbird_delete_token::auth::provider::{cache, discovery, fetch, refresh};
+    use netbird_delete_token::{auth, deadline, http::lambda, ids, storage::client};
+    use std::time::Duration;
+    let ms = |d: Duration| format!("{} ms", d.as_millis());
+    let s = |d: Duration| format!("{} s", d.as_secs());
+    let gaps = refresh::Gaps::default();
+    assert_eq!(lambda::MAX_PATH_BYTES, lambda::MAX_BODY_BYTES, "one row says both");
+    let code: Vec<(String, String)> = [
+        ("answer margin: the request's deadline before Lambda's", ms(deadline::ANSWER_MARGIN)),
+        ("minimum time left to start a call", ms(deadline::MIN_CALL_TIME)),
+        ("last resort, before Lambda's deadline", ms(lambda::LAST_RESORT_MARGIN)),
+        (
+            "DynamoDB: connect, each attempt",
+            format!("{}, {}", ms(client::CONNECT_TIMEOUT), ms(client::ATTEMPT_TIMEOUT)),
+        ),
+        (
+            "DynamoDB: attempts (standard retries), and all of them",
+            format!("{}, {}", client::MAX_ATTEMPTS, ms(client::OPERATION_TIMEOUT)),
+        ),
+        (
+            "the provider: a document's time, and its size",
+            format!("{}, {} MiB", ms(fetch::TIMEOUT), fetch::MAX_BYTES >> 20),
+        ),
+        ("a refresh for keys past their lifetime", ms(refresh::REFRESH_SLICE)),
+        (
+            "key set lifetime: least, most, without `max-age`",
+            format!("{}, {}, {}", s(discovery::MIN_MAX_AGE), s(discovery::MAX_MAX_AGE), s(discovery::DEFAULT_MAX_AGE)),
+        ),
+        ("a set past its lifetime serves for", s(refresh::MAX_STALE)),
+        (
+            "gaps per instance: provider fetches, while no set is held, cache reads",
+            format!("{}, {}, {}", s(gaps.refetch), s(gaps.retry), s(gaps.shared_read)),
+        ),
+        ("a cache entry believed up to, ahead of the clock", s(cache::MAX_CLOCK_SKEW)),
+        ("JWT clock leeway (`exp`, `nbf`, `iat`)", format!("{} s", auth::jwt::LEEWAY_SECS)),
+        ("keys one JWT is tried against", auth::keys::MAX_CANDIDATES.to_string()),
+        ("credential", format!("{} bytes", auth::header::MAX_CREDENTIAL_LEN)),
+        ("path, body", format!("{} bytes", lambda::MAX_PATH_BYTES)),
+        ("id", format!("{} bytes", ids::MAX_ID_LEN)),
+        (
+            "a value shown beside a reason, and a list of them",
+            format!("{} characters, {} members", auth::reason::MAX_CHARS, auth::reason::MAX_MEMBERS),
+        ),
+    ]
+    .map(|(label, value)| (label.to_owned(), value))
+    .into();
+    let documented: Vec<(String, String)> =
+        table(&read("docs/spec.md"), &["limit", "value"]).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    assert_eq!(documented, code);
+}
+
+#[test]
+fn the_alarms_table_is_the_templates_alarms() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let rollback =
+        format!("{:?}", template["Resources"]["DeleteTokenFunction"]["Properties"]["DeploymentPreference"]["Alarms"]);
+    let mut alarms: BTreeMap<String, [String; 4]> = BTreeMap::new();
+    for (id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let id = id.as_str().unwrap().to_owned();
+        let p = &resource["Properties"];
+        let stats: Vec<&Value> = match p["Metrics"].as_sequence() {
+            Some(metrics) => {
+                metrics.iter().filter(|m| m["MetricStat"].is_mapping()).map(|m| &m["MetricStat"]).collect()
+            }
+            None => vec![p],
+        };
+        let metrics = stats
+            .iter()
+            .map(|s| s["Metric"]["MetricName"].as_str().or(s["MetricName"].as_str()).unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let period = stats[0]["Period"].as_u64().unwrap();
+        let operator = if p["ComparisonOperator"].as_str() == Some("GreaterThanThreshold") { ">" } else { "≥" };
+        let threshold = match &p["Threshold"] {
+            Value::Tagged(reference) => format!("`{}`", reference.value.as_str().unwrap()),
+            value => format!("{}", value.as_u64().unwrap()),
+        };
+        let percent = format!("{:?}", p["Metrics"]).contains("100 *");
+        let threshold = format!("{operator} {threshold}{}", if percent { " %" } else { "" });
+        let rolls_back = if rollback.contains(&id) { "yes" } else { "no" };
+        alarms.insert(id, [metrics, threshold, format!("{period} s"), rolls_back.to_owned()]);
+    }
+    let rows =
+        table(&read("docs/operations.md"), &["alarm", "metric", "threshold", "period", "rolls back", "what to do"]);
+    assert_eq!(rows.iter().map(|r| first_word(&r[0])).collect::<BTreeSet<_>>(), alarms.keys().cloned().collect());
+    for row in rows {
+        let [metrics, threshold, period, rolls_back] = &alarms[&first_word(&row[0])];
+        for metric in metrics.split(' ') {
+            assert!(row[1].contains(metric), "{}: {metric} in {}", row[0], row[1]);
+        }
+        assert_eq!((&row[2], &row[3], &row[4]), (threshold, period, rolls_back), "{}", row[0]);
+    }
+}
+
+#[test]
+fn the_dashboard_and_the_saved_queries_are_the_templates() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let body = format!("{:?}", template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]);
+    let widgets: BTreeSet<String> =
+        body.split("\\\"title\\\": \\\"").skip(1).map(|t| t.split("\\\"").next().unwrap().to_owned()).collect();
+    let operations = read("docs/operations.md").replace('\n', " ");
+    let listed = operations.split("Widgets: ").nth(1).unwrap().split(". ").next().unwrap().trim_end_matches('.');
+    let documented: BTreeSet<String> = listed.split("; ").map(str::to_owned).collect();
+    assert_eq!(documented, widgets);
+    let queries: BTreeSet<String> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Logs::QueryDefinition"))
+        .map(|r| sub_patterns_of(&r["Properties"]["Name"]).trim_start_matches("${AWS::StackName}/").to_owned())
+        .collect();
+    let documented: BTreeSet<String> =
+        table(&read("docs/operations.md"), &["query", "lists"]).into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(documented, queries);
+}
+
+fn sub_patterns_of(value: &Value) -> String {
+    match value {
+        Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+#[test]
+fn the_changelogs_newest_version_is_the_crates() {
+    let version =
+        read("Cargo.toml").lines().find_map(|l| l.strip_prefix("version = ")).unwrap().trim_matches('"').to_owned();
+    let newest = read("CHANGELOG.md")
+        .lines()
+        .find_map(|l| l.strip_prefix("## "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(newest, version);
+}
+
+#[test]
+fn the_development_pages_imports_table_is_the_codes() {
+    let rows = table(&read("docs/development.md"), &["module", "does", "imports"]);
+    for row in rows {
+        let imports: BTreeSet<String> =
+            row[2].split(", ").filter(|m| !m.is_empty()).map(|m| m.trim_matches('`').to_owned()).collect();
+        for module in row[0].split(", ").map(|m| m.trim_matches('`')) {
+            let files: Vec<PathBuf> = match std::fs::read_dir(root().join("src").join(module)) {
+                Ok(dir) => dir
+                    .map(|e| e.unwrap().path())
+                    .flat_map(|p| {
+                        if p.is_dir() {
+                            std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect()
+                        } else {
+                            vec![p]
+                        }
+                    })
+                    .collect(),
+                Err(_) => vec![root().join("src").join(format!("{module}.rs"))],
+            };
+            let prefix = if module == "main" { "netbird_delete_token::" } else { "crate::" };
+            let mut used = BTreeSet::new();
+            for file in files.iter().filter(|f| !f.ends_with("memory.rs")) {
+                let text = std::fs::read_to_string(file).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap();
+                for found in code.split(prefix).skip(1) {
+                    let name: String = found.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    if name != module && !name.is_empty() {
+                        used.insert(name);
+                    }
+                }
+            }
+            assert_eq!(used, imports, "{module}");
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::deadline::Deadline;
 use crate::ids::UserId;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
-const LEEWAY_SECS: f64 = 60.0;
+pub const LEEWAY_SECS: f64 = 60.0;
 
 pub struct JwtVerifier<C> {
     keys: Keys<C>,

@@ -39,9 +39,9 @@ pub enum Reason {
 impl Reason {
     pub const ALL: [Reason; 24] = [
         Reason::HeaderAbsent,
+        Reason::HeaderNotVisibleAscii,
         Reason::HeaderEmpty,
         Reason::UnknownScheme,
-        Reason::HeaderNotVisibleAscii,
         Reason::HeaderTooLong,
         Reason::JwtMalformed,
         Reason::JwtAlgorithmNotAccepted,
@@ -103,8 +103,8 @@ impl Reason {
 
 /// A string value shown is cut to this many characters, a list to this
 /// many members: a hostile claim leaves one bounded line.
-const MAX_CHARS: usize = 80;
-const MAX_MEMBERS: usize = 5;
+pub const MAX_CHARS: usize = 80;
+pub const MAX_MEMBERS: usize = 5;
 
 /// The credential's public values the log may show beside a reason: a
 /// JWT's `alg`, `kid`, `iss`, `aud`, how long ago it expired, the claim

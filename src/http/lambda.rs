@@ -25,13 +25,13 @@ use crate::outcome::{Cause, Outcome, BODY_TOO_LARGE, INVALID_REQUEST};
 use crate::telemetry::RequestSummary;
 
 /// Longer paths cannot be this route, nor (percent-encoded) a URI.
-const MAX_PATH_BYTES: usize = 16 * 1024;
+pub const MAX_PATH_BYTES: usize = 16 * 1024;
 /// Bodies are ignored; a large one is refused before anything else is read.
-const MAX_BODY_BYTES: usize = 16 * 1024;
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Last resort for code that does not honour the [`Deadline`] (a bug): an
 /// answer this long before Lambda's. Every DynamoDB call ends within the
 /// deadline's larger margin, so this never cuts a delete short.
-const LAST_RESORT_MARGIN: Duration = Duration::from_millis(100);
+pub const LAST_RESORT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Runs the Lambda runtime loop until the process ends.
 pub async fn run<S: Store + SharedKeyCache>(app: Arc<App<S>>) -> Result<(), lambda_runtime::Error> {

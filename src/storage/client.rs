@@ -22,10 +22,10 @@ use crate::config::{loopback_url, ConfigError};
 /// attempts of at most 1 s each, plus backoff, end well before it. Each
 /// call also ends within the request's deadline (the store cuts the
 /// operation timeout to the time left).
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(3500);
-const MAX_ATTEMPTS: u32 = 3;
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// The roots that sign AWS's own service endpoints (Amazon Trust Services).
 const AMAZON_TRUST_ROOTS: &[u8] = include_bytes!("amazon-trust-roots.pem");

@@ -13,7 +13,7 @@ use crate::domain::store::StoreError;
 
 /// A shared entry fetched later than this ahead of the clock that judges
 /// it is not believed (it would stay fresh too long).
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// The latest `fetchedAt` a shared entry may claim and still be believed,
 /// judged at `judged_at_ms`: by this instance's clock when it reads the

@@ -14,9 +14,9 @@ use crate::config::KeyUrl;
 use crate::deadline::Deadline;
 
 /// `max-age` when the provider sends none, and the bounds it is clamped to.
-const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
-const MIN_MAX_AGE: Duration = Duration::from_secs(30);
-const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(30);
+pub const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A set's lifetime, from the `max-age` it came with: clamped, so neither
 /// a provider nor a shared entry can make it last longer or shorter.

@@ -10,8 +10,8 @@ use reqwest::redirect::{Attempt, Policy};
 use crate::config::KeyUrl;
 use crate::deadline::{Deadline, TooLate};
 
-const MAX_BYTES: usize = 1024 * 1024;
-const TIMEOUT: Duration = Duration::from_secs(3);
+pub const MAX_BYTES: usize = 1024 * 1024;
+pub const TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_REDIRECTS: usize = 5;
 const IDLE_CONNECTION: Duration = Duration::from_secs(10);
 
