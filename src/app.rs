@@ -1,4 +1,4 @@
-//! A delete, start to end, in NetBird's order (spec §2, §3): authenticate
+//! A delete, start to end, in NetBird's order (spec §1): authenticate
 //! (allowed groups included), record a PAT's use and pay from its bucket,
 //! validate the ids, check permissions, delete, audit. The edge (`http`)
 //! routes to it; storage is whatever implements [`Store`] (and, for the

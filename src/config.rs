@@ -1,6 +1,6 @@
-//! Settings from the environment (spec §6), validated once at init: every
-//! variable the function reads is read here, through one lookup, so the
-//! settings table in the README can be held to this code.
+//! Settings from the environment (spec §6), validated once at init; the
+//! SDK reads its own (`AWS_*`). Each is read through a lookup, so the
+//! README's settings table can be held to this code.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -9,7 +9,7 @@
 //! - [`auth`]: who is calling. The `Authorization` header
 //!   ([`auth::header`]), NetBird PATs ([`auth::pat`]), JWTs ([`auth::jwt`])
 //!   and the identity provider's keys ([`auth::keys`],
-//!   [`auth::provider_keys`]).
+//!   [`auth::provider`]).
 //! - [`domain`]: NetBird's users and tokens, and its rules: who may delete
 //!   which token ([`domain::policy`]) and the per-PAT rate limit
 //!   ([`domain::rate_limit`]), both pure; what they need from storage

@@ -1,13 +1,6 @@
-//! Logs, metrics and the audit trail. Nothing here ever sees a credential.
-//!
-//! Two kinds of line. Diagnostics (`tracing` events) go through the log
-//! level asked for. Records (the request line with its metrics, the audit
-//! line, a failed key refresh with its metrics) are what alarms and the
-//! audit trail read: no log setting may drop them. They bypass the
-//! function's own filter, and each carries a `level` that Lambda's filter
-//! keeps: its own, or the application log level Lambda is set to when that
-//! is higher (Lambda drops JSON lines below it, and counts a line without a
-//! valid `level` or `timestamp` as INFO).
+//! Logs, metrics and the audit trail: diagnostics at the level asked for,
+//! records that no log setting drops (spec §8). Nothing here ever sees a
+//! credential.
 
 use std::io::Write;
 use std::sync::OnceLock;

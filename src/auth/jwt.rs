@@ -1,8 +1,5 @@
-//! JWT verification (spec §2, §10), in the order the spec's reasons
-//! table gives: the token's form, its algorithm, its key, its signature
-//! (the library's), then its claims: `exp`, `iat` and `nbf`, `iss`, `aud`,
-//! the user id claim, the allowed groups. The first that fails is the
-//! reason; the token's public values go with it.
+//! JWT verification (spec §2, §10) in the order of the spec's reasons
+//! table: the signature is the library's, the claims this module's own.
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -11,9 +11,9 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     HeaderAbsent,
+    HeaderNotVisibleAscii,
     HeaderEmpty,
     UnknownScheme,
-    HeaderNotVisibleAscii,
     HeaderTooLong,
     JwtMalformed,
     JwtAlgorithmNotAccepted,

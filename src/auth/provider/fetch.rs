@@ -1,7 +1,5 @@
-//! Fetching the identity provider's documents (its OpenID configuration
-//! and its key set, spec §6): `https://` only (plain `http://` to a
-//! loopback host), no redirect to another origin, at most 1 MiB in at
-//! most 3 s, or the time the request has left.
+//! Fetching the identity provider's documents, its OpenID configuration
+//! and its key set, within the rules and limits of spec §6 and §7.
 
 use std::time::Duration;
 

@@ -1,10 +1,6 @@
 //! What one instance holds of the provider's keys, and when it asks for
-//! fresh ones (spec §6, §7). Lambda freezes the process once an answer is
-//! returned, so whatever an answer or a health signal depends on runs
-//! within the request: a set past its lifetime is refreshed within a slice
-//! of the request's time (the old set verifies if that does not finish), a
-//! key the set lacks within all of it. Only init starts a fetch that no
-//! request waits for; a freeze may cut it, so it counts for nothing.
+//! fresh ones: within the request that needs them, since Lambda freezes
+//! the process after the answer (spec §6, §7).
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
