@@ -283,11 +283,6 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
-    }
-
     const BASE: [(&str, &str); 5] = [
         ("TOKENS_TABLE", "tokens"),
         ("USERS_TABLE", "users"),
@@ -295,79 +290,70 @@ mod tests {
         ("AUTH_AUDIENCE", "netbird, cli ,"),
         ("AUTH_KEYS_LOCATION", "https://idp.example/jwks.json"),
     ];
+    const ENABLED: &str = "NB_API_RATE_LIMITING_ENABLED";
+    const RPM: &str = "NB_API_RATE_LIMITING_RPM";
+    const BURST: &str = "NB_API_RATE_LIMITING_BURST";
+    const CLAIM: &str = "AUTH_JWT_GROUPS_CLAIM";
+    const ALLOW: &str = "AUTH_JWT_ALLOW_GROUPS";
+
+    /// The config of `BASE` without `unset`, `extra` added (and winning).
+    fn config(unset: &str, extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<&str, &str> = BASE.iter().filter(|(k, _)| *k != unset).chain(extra).copied().collect();
+        Config::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+    }
 
     #[test]
-    fn reads_everything_with_defaults() {
-        let got = config(&BASE).unwrap();
-        assert_eq!(got.tokens_table, "tokens");
-        assert_eq!(got.auth.audiences, vec!["netbird", "cli"]);
-        assert_eq!(got.auth.user_id_claim, "sub");
+    fn reads_everything_with_defaults_and_the_most_direct_key_source() {
+        let got = config("", &[]).unwrap();
+        assert_eq!((got.tokens_table.as_str(), got.auth.user_id_claim.as_str()), ("tokens", "sub"));
+        assert_eq!(got.auth.audiences, ["netbird", "cli"]);
         assert_eq!(got.auth.keys, KeySource::Url(KeyUrl::parse("https://idp.example/jwks.json").unwrap()));
+        let jwks = r#"{"keys":[{"n":"SECRET-LOOKING"}]}"#;
+        let got = config("", &[("AUTH_JWKS", jwks), ("AUTH_USER_ID_CLAIM", "email")]).unwrap();
+        assert_eq!((&got.auth.keys, got.auth.user_id_claim.as_str()), (&KeySource::Inline(jwks.into()), "email"));
+        assert!(!format!("{got:?}").contains("SECRET-LOOKING"), "inline keys are not debug printed");
+        let discovery = "https://idp.example/.well-known/openid-configuration";
+        let got = config("AUTH_KEYS_LOCATION", &[("AUTH_OIDC_CONFIG_ENDPOINT", discovery)]).unwrap();
+        assert_eq!(got.auth.keys, KeySource::Discovery(KeyUrl::parse(discovery).unwrap()), "the last resort");
+        let got = config("", &[("AUTH_OIDC_CONFIG_ENDPOINT", discovery)]).unwrap();
+        assert!(matches!(got.auth.keys, KeySource::Url(_)), "the key set's URL before discovery");
     }
 
     #[test]
-    fn inline_jwks_wins_and_is_not_debug_printed() {
-        let mut vars = BASE.to_vec();
-        vars.push(("AUTH_JWKS", r#"{"keys":[{"n":"SECRET-LOOKING"}]}"#));
-        vars.push(("AUTH_USER_ID_CLAIM", "email"));
-        let got = config(&vars).unwrap();
-        assert_eq!(got.auth.keys, KeySource::Inline(r#"{"keys":[{"n":"SECRET-LOOKING"}]}"#.into()));
-        assert_eq!(got.auth.user_id_claim, "email");
-        assert!(!format!("{got:?}").contains("SECRET-LOOKING"));
-    }
-
-    #[test]
-    fn each_required_setting_is_named_when_missing() {
+    fn each_required_setting_is_named_when_missing_and_bad_values_are_refused() {
         for name in ["TOKENS_TABLE", "USERS_TABLE", "AUTH_ISSUER", "AUTH_AUDIENCE"] {
-            let vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();
-            assert_eq!(config(&vars), Err(ConfigError::Missing(name)));
-            let mut blank = vars.clone();
-            blank.push((name, "  "));
-            assert_eq!(config(&blank), Err(ConfigError::Missing(name)));
+            assert_eq!(config(name, &[]), Err(ConfigError::Missing(name)), "{name} unset");
+            assert_eq!(config(name, &[(name, "  ")]), Err(ConfigError::Missing(name)), "{name} blank");
         }
-        let no_keys: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
-        assert_eq!(
-            config(&no_keys),
-            Err(ConfigError::Missing("AUTH_JWKS, AUTH_KEYS_LOCATION or AUTH_OIDC_CONFIG_ENDPOINT"))
-        );
-    }
-
-    #[test]
-    fn discovery_is_the_last_resort() {
-        let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
-        vars.push(("AUTH_OIDC_CONFIG_ENDPOINT", "https://idp.example/.well-known/openid-configuration"));
-        let want = KeyUrl::parse("https://idp.example/.well-known/openid-configuration").unwrap();
-        assert_eq!(config(&vars).unwrap().auth.keys, KeySource::Discovery(want));
-        vars.push(("AUTH_KEYS_LOCATION", "https://idp.example/jwks.json"));
-        assert!(matches!(config(&vars).unwrap().auth.keys, KeySource::Url(_)));
+        let no_keys = ConfigError::Missing("AUTH_JWKS, AUTH_KEYS_LOCATION or AUTH_OIDC_CONFIG_ENDPOINT");
+        assert_eq!(config("AUTH_KEYS_LOCATION", &[]), Err(no_keys));
+        assert_eq!(config("", &[("AUTH_AUDIENCE", " , ")]), Err(ConfigError::NoAudience));
+        for (name, url) in [
+            ("AUTH_KEYS_LOCATION", "file:///etc/passwd"),
+            ("AUTH_KEYS_LOCATION", "http://idp.example/keys"),
+            ("AUTH_OIDC_CONFIG_ENDPOINT", "http://idp.example/keys"),
+        ] {
+            assert_eq!(config("AUTH_KEYS_LOCATION", &[(name, url)]), Err(ConfigError::BadUrl(name)), "{name}={url}");
+        }
     }
 
     #[test]
     fn keys_come_over_https_or_from_this_machine() {
-        for good in [
-            "https://idp.example/jwks.json",
-            "http://127.0.0.1:8080/jwks",
-            "http://localhost/jwks",
-            "http://[::1]:9/jwks",
+        for (url, fetched) in [
+            ("https://idp.example/jwks.json", true),
+            ("http://127.0.0.1:8080/jwks", true),
+            ("http://localhost/jwks", true),
+            ("http://[::1]:9/jwks", true),
+            ("http://idp.example/jwks.json", false),
+            ("http://10.0.0.1/jwks", false),
+            ("http://127.0.0.1.nip.io/jwks", false),
+            ("ftp://idp.example/jwks", false),
+            ("file:///etc/passwd", false),
+            ("https://user:pass@idp.example/jwks", false),
+            ("idp.example/jwks", false),
+            ("", false),
         ] {
-            assert!(KeyUrl::parse(good).is_some(), "{good}");
-        }
-        for bad in [
-            "http://idp.example/jwks.json",
-            "http://10.0.0.1/jwks",
-            "http://127.0.0.1.nip.io/jwks",
-            "ftp://idp.example/jwks",
-            "file:///etc/passwd",
-            "https://user:pass@idp.example/jwks",
-            "idp.example/jwks",
-            "",
-        ] {
-            assert_eq!(KeyUrl::parse(bad), None, "{bad}");
-        }
-        for name in ["AUTH_KEYS_LOCATION", "AUTH_OIDC_CONFIG_ENDPOINT"] {
-            let mut vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "AUTH_KEYS_LOCATION").collect();
-            vars.push((name, "http://idp.example/keys"));
-            assert_eq!(config(&vars), Err(ConfigError::BadUrl(name)));
+            assert_eq!(KeyUrl::parse(url).is_some(), fetched, "{url}");
         }
     }
 
@@ -390,76 +376,46 @@ mod tests {
 
     #[test]
     fn netbirds_rate_limit_settings() {
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut vars = BASE.to_vec();
-            vars.extend_from_slice(extra);
-            config(&vars).map(|c| c.rate_limit)
+        let limit = |rpm, burst| {
+            Ok(Some(RateLimit { per_minute: NonZeroU32::new(rpm).unwrap(), burst: NonZeroU32::new(burst).unwrap() }))
         };
-        assert_eq!(with(&[]), Ok(None), "off by default");
-        assert_eq!(with(&[("NB_API_RATE_LIMITING_RPM", "60")]), Ok(None), "off unless enabled");
-        let limit = |per_minute, burst| RateLimit {
-            per_minute: NonZeroU32::new(per_minute).unwrap(),
-            burst: NonZeroU32::new(burst).unwrap(),
-        };
-        let on = limit(6, 500);
-        assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "true")]), Ok(Some(on)), "NetBird's defaults");
-        assert_eq!(
-            with(&[
-                ("NB_API_RATE_LIMITING_ENABLED", "TRUE"),
-                ("NB_API_RATE_LIMITING_RPM", "120"),
-                ("NB_API_RATE_LIMITING_BURST", "10")
-            ]),
-            Ok(Some(limit(120, 10)))
-        );
-        assert_eq!(with(&[("NB_API_RATE_LIMITING_ENABLED", "false")]), Ok(None));
-        for (name, value) in [
-            ("NB_API_RATE_LIMITING_RPM", "0"),
-            ("NB_API_RATE_LIMITING_RPM", "-6"),
-            ("NB_API_RATE_LIMITING_RPM", "6.5"),
-            ("NB_API_RATE_LIMITING_BURST", "lots"),
-            ("NB_API_RATE_LIMITING_BURST", "99999999999"),
-        ] {
-            assert_eq!(with(&[(name, value)]), Err(ConfigError::NotPositive(name)), "{name}={value}");
+        let not_positive = |name| Err(ConfigError::NotPositive(name));
+        let cases: [(&[(&str, &str)], _); 11] = [
+            (&[], Ok(None)),                       // off by default
+            (&[(RPM, "60")], Ok(None)),            // off unless enabled
+            (&[(ENABLED, "true")], limit(6, 500)), // NetBird's defaults
+            (&[(ENABLED, "TRUE"), (RPM, "120"), (BURST, "10")], limit(120, 10)),
+            (&[(ENABLED, "false")], Ok(None)),
+            (&[(ENABLED, "yes")], Err(ConfigError::NotBoolean(ENABLED))),
+            (&[(RPM, "0")], not_positive(RPM)),
+            (&[(RPM, "-6")], not_positive(RPM)),
+            (&[(RPM, "6.5")], not_positive(RPM)),
+            (&[(BURST, "lots")], not_positive(BURST)),
+            (&[(BURST, "99999999999")], not_positive(BURST)),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(config("", extra).map(|c| c.rate_limit), want, "{extra:?}");
         }
-        assert_eq!(
-            with(&[("NB_API_RATE_LIMITING_ENABLED", "yes")]),
-            Err(ConfigError::NotBoolean("NB_API_RATE_LIMITING_ENABLED"))
-        );
     }
 
     #[test]
     fn allowed_groups_need_their_claim() {
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut vars = BASE.to_vec();
-            vars.extend_from_slice(extra);
-            config(&vars).map(|c| c.auth.allowed_groups)
-        };
-        assert_eq!(with(&[]), Ok(None));
-        assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups")]), Ok(None), "no list, no check");
-        assert_eq!(
-            with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "")]),
-            Ok(None),
-            "empty, no check"
-        );
-        for separators in [" , ", ",", "  ", ", ,\t"] {
-            let no_groups = Err(ConfigError::NoGroups);
-            assert_eq!(with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", separators)]), no_groups);
-            assert_eq!(with(&[("AUTH_JWT_ALLOW_GROUPS", separators)]), Err(ConfigError::NoGroups), "{separators:?}");
+        let groups =
+            Some(AllowedGroups { claim: "groups".into(), groups: vec!["netbird-admins".into(), "ops".into()] });
+        let cases: [(&[(&str, &str)], _); 5] = [
+            (&[], Ok(None)),
+            (&[(CLAIM, "groups")], Ok(None)),              // no list, no check
+            (&[(CLAIM, "groups"), (ALLOW, "")], Ok(None)), // empty, no check
+            (&[(CLAIM, "groups"), (ALLOW, "netbird-admins, ops ,")], Ok(groups)),
+            (&[(ALLOW, "ops")], Err(ConfigError::GroupsWithoutClaim)),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(config("", extra).map(|c| c.auth.allowed_groups), want, "{extra:?}");
         }
-        assert_eq!(
-            with(&[("AUTH_JWT_GROUPS_CLAIM", "groups"), ("AUTH_JWT_ALLOW_GROUPS", "netbird-admins, ops ,")]),
-            Ok(Some(AllowedGroups { claim: "groups".into(), groups: vec!["netbird-admins".into(), "ops".into()] }))
-        );
-        assert_eq!(with(&[("AUTH_JWT_ALLOW_GROUPS", "ops")]), Err(ConfigError::GroupsWithoutClaim));
-    }
-
-    #[test]
-    fn bad_values_are_refused() {
-        let mut vars = BASE.to_vec();
-        vars[4] = ("AUTH_KEYS_LOCATION", "file:///etc/passwd");
-        assert_eq!(config(&vars), Err(ConfigError::BadUrl("AUTH_KEYS_LOCATION")));
-        let mut vars = BASE.to_vec();
-        vars[3] = ("AUTH_AUDIENCE", " , ");
-        assert_eq!(config(&vars), Err(ConfigError::NoAudience));
+        for separators in [" , ", ",", "  ", ", ,\t"] {
+            for extra in [&[(CLAIM, "groups"), (ALLOW, separators)][..], &[(ALLOW, separators)]] {
+                assert_eq!(config("", extra).map(|c| c.auth.allowed_groups), Err(ConfigError::NoGroups), "{extra:?}");
+            }
+        }
     }
 }

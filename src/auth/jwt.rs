@@ -226,118 +226,82 @@ mod tests {
         let now = unix_seconds();
         let good =
             json!({ "sub": "u", "iss": ISSUER, "aud": "netbird", "exp": now + 600, "iat": now, "groups": ["ops"] });
+        // `good` changed: a null removes its claim.
         let with = |changes: Value| {
-            let mut claims = good.clone();
-            for (name, value) in changes.as_object().unwrap() {
-                match value {
-                    Value::Null => claims.as_object_mut().unwrap().remove(name),
-                    value => claims.as_object_mut().unwrap().insert(name.clone(), value.clone()),
-                };
-            }
-            claims
+            let mut claims = good.as_object().unwrap().clone();
+            claims.extend(changes.as_object().unwrap().clone());
+            claims.retain(|_, value| !value.is_null());
+            Value::Object(claims)
         };
-        let signed = |changes: Value| es.sign(&with(changes)).unwrap();
+        let sign = |changes: Value| es.sign(&with(changes)).unwrap();
         let valid = rs.sign(&good).unwrap();
         let parts: Vec<&str> = valid.split('.').collect();
-        let mut hmac = Header::new(Algorithm::HS256);
-        hmac.kid = Some("rs".into());
-        let hmac_keyed_with_public_key =
-            encode(&hmac, &good, &EncodingKey::from_secret(&rs.public_key_der().unwrap()).unwrap()).unwrap();
-        let mut named_rs = Header::new(Algorithm::ES256);
-        named_rs.kid = Some("rs".into());
-        let ec_signed_naming_rs = encode(&named_rs, &good, &EncodingKey::from_ec_der(&es.pkcs8)).unwrap();
-        let cases: Vec<(&str, String, Reason, Value)> = vec![
-            ("empty", String::new(), Reason::JwtMalformed, json!({})),
-            ("not base64 JSON", "a.b.c".into(), Reason::JwtMalformed, json!({})),
-            ("exp as text", signed(json!({ "exp": "tomorrow" })), Reason::JwtMalformed, json!({ "alg": "ES256" })),
+        // The valid token's claims under another header, with `signature`.
+        let forged = |header: Value, signature: &str| format!("{}.{}.{signature}", part(header), parts[1]);
+        let by_new_key = |kid| DevKey::generate_es256(kid).unwrap().sign(&good).unwrap();
+        let naming_rs = |alg| Header { kid: Some("rs".into()), ..Header::new(alg) };
+        let public_key_as_secret = EncodingKey::from_secret(&rs.public_key_der().unwrap()).unwrap();
+        let hmac_by_public_key = encode(&naming_rs(Algorithm::HS256), &good, &public_key_as_secret).unwrap();
+        let tampered = format!("{}.{}.{}", parts[0], part(with(json!({ "sub": "admin" }))), parts[2]);
+        // A token with `changes`, which the log shows as they are.
+        let shown_as_changed = |what, changes: Value, reason| (what, sign(changes.clone()), reason, changes);
+        use Reason::*;
+        let mut seen = std::collections::BTreeSet::new();
+        for (what, token, reason, shown) in [
+            ("empty", String::new(), JwtMalformed, json!({})),
+            ("not base64 JSON", "a.b.c".into(), JwtMalformed, json!({})),
+            ("exp as text", sign(json!({ "exp": "tomorrow" })), JwtMalformed, json!({ "alg": "ES256" })),
             (
                 "alg none",
-                format!("{}.{}.", part(json!({ "alg": "none", "kid": "rs" })), parts[1]),
-                Reason::JwtAlgorithmNotAccepted,
+                forged(json!({ "alg": "none", "kid": "rs" }), ""),
+                JwtAlgorithmNotAccepted,
                 json!({ "alg": "none", "kid": "rs", "iss": ISSUER, "aud": ["netbird"] }),
             ),
-            (
-                "HMAC keyed with the public key",
-                hmac_keyed_with_public_key,
-                Reason::JwtAlgorithmNotAccepted,
-                json!({ "alg": "HS256" }),
-            ),
-            (
-                "EdDSA",
-                format!("{}.{}.{}", part(json!({ "alg": "EdDSA" })), parts[1], parts[2]),
-                Reason::JwtAlgorithmNotAccepted,
-                json!({ "alg": "EdDSA" }),
-            ),
-            (
-                "a key the set lacks",
-                DevKey::generate_es256("rotated").unwrap().sign(&good).unwrap(),
-                Reason::JwtUnknownKid,
-                json!({ "kid": "rotated" }),
-            ),
+            ("HMAC keyed with the public key", hmac_by_public_key, JwtAlgorithmNotAccepted, json!({ "alg": "HS256" })),
+            ("EdDSA", forged(json!({ "alg": "EdDSA" }), parts[2]), JwtAlgorithmNotAccepted, json!({ "alg": "EdDSA" })),
+            ("a key the set lacks", by_new_key("rotated"), JwtUnknownKid, json!({ "kid": "rotated" })),
             (
                 "an EC signature naming the RSA key",
-                ec_signed_naming_rs,
-                Reason::JwtNoKeyForAlgorithm,
+                encode(&naming_rs(Algorithm::ES256), &good, &EncodingKey::from_ec_der(&es.pkcs8)).unwrap(),
+                JwtNoKeyForAlgorithm,
                 json!({ "alg": "ES256", "kid": "rs" }),
             ),
             (
                 "RS256 relabelled PS256 (the key says RS256)",
-                format!("{}.{}.{}", part(json!({ "alg": "PS256", "kid": "rs" })), parts[1], parts[2]),
-                Reason::JwtNoKeyForAlgorithm,
+                forged(json!({ "alg": "PS256", "kid": "rs" }), parts[2]),
+                JwtNoKeyForAlgorithm,
                 json!({ "alg": "PS256" }),
             ),
             (
                 "signed by another key under the same kid",
-                DevKey::generate_es256("es").unwrap().sign(&good).unwrap(),
-                Reason::JwtBadSignature,
+                by_new_key("es"),
+                JwtBadSignature,
                 json!({ "alg": "ES256", "kid": "es" }),
             ),
-            (
-                "tampered payload",
-                format!("{}.{}.{}", parts[0], part(with(json!({ "sub": "admin" }))), parts[2]),
-                Reason::JwtBadSignature,
-                json!({ "kid": "rs" }),
-            ),
-            ("no exp", signed(json!({ "exp": null })), Reason::JwtNoExpiry, json!({})),
+            ("tampered payload", tampered, JwtBadSignature, json!({ "kid": "rs" })),
+            ("no exp", sign(json!({ "exp": null })), JwtNoExpiry, json!({})),
             (
                 "expired an hour ago",
-                signed(json!({ "exp": now - 3600 })),
-                Reason::JwtExpired,
+                sign(json!({ "exp": now - 3600 })),
+                JwtExpired,
                 json!({ "expired_seconds_ago": 3600 }),
             ),
             (
                 "expired, and of another issuer: expiry comes first",
-                signed(json!({ "exp": now - 3600, "iss": "https://other/" })),
-                Reason::JwtExpired,
+                sign(json!({ "exp": now - 3600, "iss": "https://other/" })),
+                JwtExpired,
                 json!({ "iss": "https://other/" }),
             ),
-            ("nbf ahead", signed(json!({ "nbf": now + 600 })), Reason::JwtNotYetValid, json!({ "claim": "nbf" })),
-            ("iat ahead", signed(json!({ "iat": now + 600 })), Reason::JwtNotYetValid, json!({ "claim": "iat" })),
-            (
-                "issuer without its slash",
-                signed(json!({ "iss": "https://idp.test" })),
-                Reason::JwtWrongIssuer,
-                json!({ "iss": "https://idp.test" }),
-            ),
-            ("no issuer", signed(json!({ "iss": null })), Reason::JwtWrongIssuer, json!({})),
-            (
-                "the dashboard's audience",
-                signed(json!({ "aud": ["dashboard"] })),
-                Reason::JwtWrongAudience,
-                json!({ "aud": ["dashboard"] }),
-            ),
-            ("no sub", signed(json!({ "sub": null, "oid": "u" })), Reason::JwtNoUserId, json!({ "claim": "sub" })),
-            ("sub not an id", signed(json!({ "sub": 7 })), Reason::JwtInvalidUserId, json!({ "claim": "sub" })),
-            ("no groups claim", signed(json!({ "groups": null })), Reason::JwtNoGroups, json!({ "claim": "groups" })),
-            (
-                "no allowed group",
-                signed(json!({ "groups": ["staff", "dev"] })),
-                Reason::JwtNoAllowedGroup,
-                json!({ "groups": ["staff", "dev"] }),
-            ),
-        ];
-        let mut seen = std::collections::BTreeSet::new();
-        for (what, token, reason, shown) in cases {
+            ("nbf ahead", sign(json!({ "nbf": now + 600 })), JwtNotYetValid, json!({ "claim": "nbf" })),
+            ("iat ahead", sign(json!({ "iat": now + 600 })), JwtNotYetValid, json!({ "claim": "iat" })),
+            shown_as_changed("issuer without its slash", json!({ "iss": "https://idp.test" }), JwtWrongIssuer),
+            ("no issuer", sign(json!({ "iss": null })), JwtWrongIssuer, json!({})),
+            shown_as_changed("the dashboard's audience", json!({ "aud": ["dashboard"] }), JwtWrongAudience),
+            ("no sub", sign(json!({ "sub": null, "oid": "u" })), JwtNoUserId, json!({ "claim": "sub" })),
+            ("sub not an id", sign(json!({ "sub": 7 })), JwtInvalidUserId, json!({ "claim": "sub" })),
+            ("no groups claim", sign(json!({ "groups": null })), JwtNoGroups, json!({ "claim": "groups" })),
+            shown_as_changed("no allowed group", json!({ "groups": ["staff", "dev"] }), JwtNoAllowedGroup),
+        ] {
             let Err(JwtError::Refused(refused)) = verifier.verify(&token, &Deadline::Unknown).await else {
                 panic!("{what}: not refused");
             };
@@ -353,7 +317,7 @@ mod tests {
         let verified = verifier.verify(&valid, &Deadline::Unknown).await.unwrap();
         assert_eq!((verified.user_id.as_str(), verified.shown.groups.clone()), ("u", vec!["ops".to_owned()]));
         let by_es =
-            verifier.verify(&signed(json!({ "aud": ["other", "cli"], "groups": "ops" })), &Deadline::Unknown).await;
+            verifier.verify(&sign(json!({ "aud": ["other", "cli"], "groups": "ops" })), &Deadline::Unknown).await;
         assert!(by_es.is_ok(), "any listed audience; a group as a string: {by_es:?}");
     }
 

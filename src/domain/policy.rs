@@ -87,12 +87,31 @@ mod tests {
         }
     }
 
-    fn service(id: &str, account: &str) -> User {
-        User { is_service_user: true, ..user(id, account, Role::User) }
+    #[test]
+    fn checks_1_and_2_the_caller_exists_and_is_active() {
+        let target = user("t", "acc", Role::User);
+        let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
+        let pending = User { pending_approval: true, ..blocked.clone() };
+        let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
+        for (what, caller, target_id, target, want) in [
+            ("unknown caller", None, "t", Some(&target), Err(Refusal::CallerNotFound)),
+            ("unknown caller, no target", None, "t", None, Err(Refusal::CallerNotFound)),
+            ("blocked", Some(&blocked), "c", Some(&blocked), Err(Refusal::CallerBlocked)),
+            ("blocked and pending", Some(&pending), "c", Some(&pending), Err(Refusal::CallerPendingApproval)),
+            ("pending, no target", Some(&only_pending), "c", None, Err(Refusal::CallerPendingApproval)),
+        ] {
+            assert_eq!(may(caller, target_id, target), want, "{what}");
+        }
     }
 
-    fn all_roles() -> [Role; 8] {
-        [
+    /// Checks 3 to 6 for every role: its own token (as a user and as a service user), another user's, a service
+    /// user's, a missing target's, a service user's in another account.
+    #[test]
+    fn checks_3_to_6_the_role_matrix() {
+        let peer = user("p", "acc", Role::User);
+        let svc = User { is_service_user: true, ..user("s", "acc", Role::User) };
+        let stranger = User { account_id: "other".into(), ..svc.clone() };
+        for role in [
             Role::Owner,
             Role::Admin,
             Role::NetworkAdmin,
@@ -101,79 +120,21 @@ mod tests {
             Role::BillingAdmin,
             Role::Other("mystery".into()),
             Role::Other(String::new()),
-        ]
-    }
-
-    #[test]
-    fn check_1_unknown_caller() {
-        let target = user("t", "acc", Role::User);
-        assert_eq!(may(None, "t", Some(&target)), Err(Refusal::CallerNotFound));
-        assert_eq!(may(None, "t", None), Err(Refusal::CallerNotFound));
-    }
-
-    #[test]
-    fn check_2_blocked_or_pending_caller() {
-        let blocked = User { blocked: true, ..user("c", "acc", Role::Owner) };
-        let pending = User { blocked: true, pending_approval: true, ..user("c", "acc", Role::Owner) };
-        let only_pending = User { pending_approval: true, ..user("c", "acc", Role::Owner) };
-        assert_eq!(may(Some(&blocked), "c", Some(&blocked)), Err(Refusal::CallerBlocked));
-        assert_eq!(may(Some(&pending), "c", Some(&pending)), Err(Refusal::CallerPendingApproval));
-        assert_eq!(may(Some(&only_pending), "c", None), Err(Refusal::CallerPendingApproval));
-    }
-
-    #[test]
-    fn check_3_roles_without_delete_even_on_own_tokens() {
-        for role in [Role::User, Role::Auditor, Role::BillingAdmin, Role::Other("x".into())] {
-            let caller = user("c", "acc", role.clone());
-            assert_eq!(may(Some(&caller), "c", Some(&caller)), Err(Refusal::PermissionDenied), "{role:?}");
-            // Check 3 comes before check 4.
-            assert_eq!(may(Some(&caller), "x", None), Err(Refusal::PermissionDenied), "{role:?}");
-        }
-    }
-
-    #[test]
-    fn check_4_missing_target() {
-        let caller = user("c", "acc", Role::Owner);
-        assert_eq!(may(Some(&caller), "gone", None), Err(Refusal::TargetNotFound));
-    }
-
-    #[test]
-    fn check_5_other_account_for_every_role() {
-        for role in [Role::Owner, Role::Admin, Role::NetworkAdmin] {
-            let caller = user("c", "acc", role.clone());
-            let stranger = service("s", "other");
-            assert_eq!(may(Some(&caller), "s", Some(&stranger)), Err(Refusal::PermissionDenied), "{role:?}");
-        }
-    }
-
-    #[test]
-    fn check_6_the_role_matrix() {
-        let peer = user("p", "acc", Role::User);
-        let svc = service("s", "acc");
-        for role in all_roles() {
+        ] {
             let caller = user("c", "acc", role.clone());
             let on = |target: &User| may(Some(&caller), target.user_id.as_str(), Some(target));
             let allowed = matches!(role, Role::Owner | Role::Admin | Role::NetworkAdmin);
             let admin = matches!(role, Role::Owner | Role::Admin);
-            let own = on(&caller);
-            let other_user = on(&peer);
-            let service_user = on(&svc);
-            if allowed {
-                assert_eq!(own, Ok(Grant::OwnToken), "{role:?} own");
-                assert_eq!(other_user, Err(Refusal::AdminRequired), "{role:?} other user");
-                let want = if admin { Ok(Grant::AdminOnServiceUser) } else { Err(Refusal::AdminRequired) };
-                assert_eq!(service_user, want, "{role:?} service user");
-            } else {
-                for got in [own, other_user, service_user] {
-                    assert_eq!(got, Err(Refusal::PermissionDenied), "{role:?}");
-                }
-            }
+            // Check 3 refuses the other roles whatever the target, even their own, before check 4.
+            let unless_denied = |want| if allowed { want } else { Err(Refusal::PermissionDenied) };
+            assert_eq!(on(&caller), unless_denied(Ok(Grant::OwnToken)), "{role:?} own");
+            let as_service_user = User { is_service_user: true, ..caller.clone() };
+            assert_eq!(on(&as_service_user), unless_denied(Ok(Grant::OwnToken)), "{role:?} own, as a service user");
+            assert_eq!(on(&peer), unless_denied(Err(Refusal::AdminRequired)), "{role:?} other user");
+            let want = if admin { Ok(Grant::AdminOnServiceUser) } else { Err(Refusal::AdminRequired) };
+            assert_eq!(on(&svc), unless_denied(want), "{role:?} service user");
+            assert_eq!(may(Some(&caller), "gone", None), unless_denied(Err(Refusal::TargetNotFound)), "{role:?} gone");
+            assert_eq!(on(&stranger), Err(Refusal::PermissionDenied), "{role:?} other account");
         }
-    }
-
-    #[test]
-    fn a_service_user_that_is_owner_deletes_own() {
-        let caller = User { is_service_user: true, ..user("c", "acc", Role::Admin) };
-        assert_eq!(may(Some(&caller), "c", Some(&caller)), Ok(Grant::OwnToken));
     }
 }

@@ -163,18 +163,23 @@ fn read_event(payload: &RawValue) -> Result<LambdaRequest, Outcome> {
 mod tests {
     use super::*;
     use crate::clock::unix_millis as now_ms;
+    use serde_json::json;
 
-    fn event(method: &str) -> Box<RawValue> {
-        let event = serde_json::json!({
-            "version": "2.0",
-            "routeKey": "DELETE /api/users/{userId}/tokens/{tokenId}",
-            "rawPath": "/api/users/u/tokens/t",
-            "headers": {},
-            "pathParameters": { "userId": "u", "tokenId": "t" },
-            "requestContext": { "http": { "method": method, "path": "/api/users/u/tokens/t" } },
-            "isBase64Encoded": false
-        });
-        serde_json::value::to_raw_value(&event).unwrap()
+    /// An HTTP API event.
+    fn v2(method: &str, path: &str, headers: Value, body: Option<String>) -> Value {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": headers,
+            "requestContext": { "http": { "method": method, "path": path } },
+            "body": body, "isBase64Encoded": false
+        })
+    }
+
+    fn raw(event: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(event).unwrap()
+    }
+
+    fn delete() -> Box<RawValue> {
+        raw(&v2("DELETE", "/api/users/u/tokens/t", json!({}), None))
     }
 
     fn context() -> Context {
@@ -183,16 +188,12 @@ mod tests {
         context
     }
 
-    fn body(json: &Value) -> Value {
-        serde_json::from_str(json["body"].as_str().unwrap()).unwrap()
-    }
-
     #[tokio::test]
     async fn a_panic_is_a_500_not_a_400() {
-        let handler = |_req: Request, _: Deadline| async { panic!("a bug") };
-        let got = answer_with(handler, &event("DELETE"), context()).await;
+        let got = answer_with(|_: Request, _: Deadline| async { panic!("a bug") }, &delete(), context()).await;
         assert_eq!(got["statusCode"], 500);
-        assert_eq!(body(&got), serde_json::json!({ "message": "internal server error", "code": 500 }));
+        let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({ "message": "internal server error", "code": 500 }));
         assert_eq!(got["headers"]["x-request-id"], "req-1");
         assert_eq!(got["headers"]["access-control-allow-origin"], "*");
     }
@@ -204,23 +205,19 @@ mod tests {
         for deadline_ms in [now_ms() - 1_000, now_ms() + 600, now_ms() + 1_200] {
             let mut context = context();
             context.deadline = deadline_ms;
-            let got = tokio::time::timeout(Duration::from_secs(5), answer_with(handler, &event("DELETE"), context))
+            let got = tokio::time::timeout(Duration::from_secs(5), answer_with(handler, &delete(), context))
                 .await
                 .expect("an answer before Lambda's deadline");
-            assert_eq!(got["statusCode"], 500);
+            assert_eq!(got["statusCode"], 500, "{deadline_ms}");
         }
     }
 
     #[tokio::test]
     async fn unreadable_and_readable_events_get_the_same_headers() {
-        let not_http = serde_json::value::to_raw_value(&serde_json::json!({ "not": "http" })).unwrap();
+        let not_http = raw(&json!({ "not": "http" }));
         let unreadable = answer_with(|_: Request, _: Deadline| async { Outcome::Deleted }, &not_http, context()).await;
-        let readable = answer_with(
-            |_: Request, _: Deadline| async { Outcome::from(crate::auth::reason::Reason::JwtBadSignature) },
-            &event("DELETE"),
-            context(),
-        )
-        .await;
+        let refuse = |_: Request, _: Deadline| async { Outcome::from(crate::auth::reason::Reason::JwtBadSignature) };
+        let readable = answer_with(refuse, &delete(), context()).await;
         assert_eq!((unreadable["statusCode"].as_u64(), readable["statusCode"].as_u64()), (Some(400), Some(401)));
         for got in [&unreadable, &readable] {
             let mut names: Vec<&String> = got["headers"].as_object().unwrap().keys().collect();
@@ -235,22 +232,16 @@ mod tests {
     /// would have panicked; nothing deleted that should not be.
     #[tokio::test]
     async fn the_edges_answers_and_hostile_events() {
-        use serde_json::json;
         let account = crate::app::tests::account(&[]);
         let jwt = account.jwt("o");
         for id in ["o-1", "o-2", "ö k", "o-4"] {
             account.token("o", id, Some(crate::clock::unix_seconds() + 600));
         }
-        let v2 = |method: &str, path: &str, headers: serde_json::Value, body: Option<String>| {
-            json!({
-                "version": "2.0", "routeKey": "$default", "rawPath": path, "headers": headers,
-                "requestContext": { "http": { "method": method, "path": path } },
-                "body": body, "isBase64Encoded": false
-            })
-        };
+        let before = account.keys();
         let auth = |value: &str| json!({ "authorization": value });
         let path = "/api/users/o/tokens/o-t";
         let huge = "A".repeat(300 * 1024);
+        let long_user_id = format!("/api/users/{}/tokens/t", "u".repeat(300));
         let error = |status: u16, message: &str| (status, json!({ "message": message, "code": status }));
         let mut hostile_host = v2("DELETE", "/api/users/o/tokens/o-1", auth(&jwt), None);
         hostile_host["headers"]["host"] = json!("not a host[");
@@ -261,7 +252,7 @@ mod tests {
             "requestContext": { "httpMethod": "DELETE", "domainName": "bad domain:99999999", "stage": "prod" },
             "body": "!!! not base64 !!!", "isBase64Encoded": true
         });
-        let cases = [
+        for (event, want) in [
             (v2("OPTIONS", path, json!({}), None), (204, Value::Null)),
             (v2("GET", path, json!({}), None), error(405, "method not allowed")),
             (v2("DELETE", "/api/peers/p", json!({}), None), error(404, "not found")),
@@ -274,36 +265,22 @@ mod tests {
             (v2("DELETE", "/api/users/%0A/tokens/t", json!({}), None), error(401, "no valid authentication provided")),
             (v2("DELETE", path, auth(&format!("Bearer {huge}")), None), error(401, "token invalid")),
             (v2("DELETE", path, auth("Bearer ünïcödé"), None), error(401, "token invalid")),
-            (
-                v2("DELETE", &format!("/api/users/{}/tokens/t", "u".repeat(300)), auth(&jwt), None),
-                error(400, "invalid user ID"),
-            ),
+            (v2("DELETE", &long_user_id, auth(&jwt), None), error(400, "invalid user ID")),
             (hostile_host, (200, json!({}))),
             (rest, (200, json!({}))),
             (v2("DELETE", "/prod/api/users/o/tokens/%C3%B6%20k", auth(&jwt), None), (200, json!({}))),
-        ];
-        for (event, want) in cases {
-            let raw = serde_json::value::to_raw_value(&event).unwrap();
-            let got = answer_event(account.app.clone(), &raw, context()).await;
+        ] {
+            let got = answer_event(account.app.clone(), &raw(&event), context()).await;
             let body = got["body"].as_str().filter(|b| !b.is_empty()).map(|b| serde_json::from_str(b).unwrap());
             let status = got["statusCode"].as_u64().unwrap_or_default() as u16;
-            assert_eq!(
-                (status, body.unwrap_or(Value::Null)),
-                want,
-                "{}",
-                &event.to_string()[..200.min(event.to_string().len())]
-            );
+            let what: String = event.to_string().chars().take(200).collect();
+            assert_eq!((status, body.unwrap_or(Value::Null)), want, "{what}");
             let content_type =
                 got["headers"].get("content-type").unwrap_or(&got["multiValueHeaders"]["content-type"][0]);
-            assert_eq!(content_type, "application/json");
+            assert_eq!(content_type, "application/json", "{what}");
         }
-        let left: Vec<String> = account
-            .store
-            .tokens()
-            .iter()
-            .filter(|t| t.user_id.as_str() == "o")
-            .map(|t| t.token_id.to_string())
-            .collect();
-        assert_eq!(left, ["o-4", "o-t"], "exactly the three served deletes happened");
+        let left: Vec<_> =
+            before.into_iter().filter(|(_, token)| !["o-1", "o-2", "ö k"].contains(&token.as_str())).collect();
+        assert_eq!(account.keys(), left, "exactly the three served deletes happened");
     }
 }

@@ -212,11 +212,20 @@ fn flag_at(item: &Item, name: &str, otherwise: bool) -> bool {
 mod tests {
     use super::*;
 
+    /// A row of `strings`, `extra` added.
+    fn row(strings: &[(&str, &str)], extra: &[(&str, AttributeValue)]) -> Item {
+        let strings = strings.iter().map(|(k, v)| (k.to_string(), string_value(v)));
+        strings.chain(extra.iter().map(|(k, v)| (k.to_string(), v.clone()))).collect()
+    }
+
     fn user_row(extra: &[(&str, AttributeValue)]) -> Item {
-        let mut item =
-            Item::from([(attr::USER_ID.into(), string_value("u")), (attr::ACCOUNT_ID.into(), string_value("a"))]);
-        item.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        item
+        row(&[(attr::USER_ID, "u"), (attr::ACCOUNT_ID, "a")], extra)
+    }
+
+    fn key_cache_item() -> KeyCacheItem {
+        let entry =
+            CachedKeySet { document: r#"{"keys":[]}"#.into(), fetched_at_ms: 1_700_000_000_123, max_age_secs: 3600 };
+        KeyCacheItem { source: "jwks https://idp.example/keys".into(), entry }
     }
 
     #[test]
@@ -228,16 +237,11 @@ mod tests {
 
     #[test]
     fn flags_of_the_wrong_type_fail_closed() {
+        let flags = [attr::BLOCKED, attr::PENDING_APPROVAL, attr::IS_SERVICE_USER, attr::ROLE];
         for odd in
             [string_value("true"), string_value("false"), AttributeValue::N("0".into()), AttributeValue::Null(true)]
         {
-            let row = user_row(&[
-                (attr::BLOCKED, odd.clone()),
-                (attr::PENDING_APPROVAL, odd.clone()),
-                (attr::IS_SERVICE_USER, odd.clone()),
-                (attr::ROLE, odd.clone()),
-            ]);
-            let user = User::from_item(&row).unwrap();
+            let user = User::from_item(&user_row(&flags.map(|flag| (flag, odd.clone())))).unwrap();
             assert!(user.blocked && user.pending_approval, "{odd:?}");
             assert!(!user.is_service_user, "{odd:?}");
             assert!(matches!(user.role, Role::Other(_)), "{odd:?}");
@@ -246,8 +250,7 @@ mod tests {
 
     #[test]
     fn rows_without_string_ids_are_malformed() {
-        let mut row = user_row(&[]);
-        row.insert(attr::ACCOUNT_ID.into(), AttributeValue::N("7".into()));
+        let mut row = user_row(&[(attr::ACCOUNT_ID, AttributeValue::N("7".into()))]);
         assert_eq!(User::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
         row.remove(attr::ACCOUNT_ID);
         assert_eq!(User::from_item(&row), Err(MalformedItem(attr::ACCOUNT_ID)));
@@ -279,24 +282,12 @@ mod tests {
             rate_limited_until: Some(1_700_000_000_123),
         };
         assert_eq!(PersonalAccessToken::from_item(&token.to_item()), Ok(token));
-        let cached = KeyCacheItem {
-            source: "jwks https://idp.example/keys".into(),
-            entry: CachedKeySet {
-                document: r#"{"keys":[]}"#.into(),
-                fetched_at_ms: 1_700_000_000_123,
-                max_age_secs: 3600,
-            },
-        };
-        assert_eq!(KeyCacheItem::from_item(&cached.to_item()), Ok(cached));
+        assert_eq!(KeyCacheItem::from_item(&key_cache_item().to_item()), Ok(key_cache_item()));
     }
 
     #[test]
     fn key_cache_rows_of_the_wrong_shape_are_malformed() {
-        let mut row = KeyCacheItem {
-            source: "s".into(),
-            entry: CachedKeySet { document: "{}".into(), fetched_at_ms: 1, max_age_secs: 1 },
-        }
-        .to_item();
+        let mut row = key_cache_item().to_item();
         row.insert(attr::FETCHED_AT.into(), AttributeValue::N("-5".into()));
         assert_eq!(KeyCacheItem::from_item(&row), Err(MalformedItem(attr::FETCHED_AT)));
         row.insert(attr::FETCHED_AT.into(), AttributeValue::N("5".into()));
@@ -306,21 +297,14 @@ mod tests {
 
     #[test]
     fn token_expiry_reads_numbers_only() {
-        let token = |expires: Option<AttributeValue>| {
-            let mut row = Item::from([
-                (attr::USER_ID.into(), string_value("u")),
-                (attr::TOKEN_ID.into(), string_value("t")),
-                (attr::ACCOUNT_ID.into(), string_value("a")),
-                (attr::HASHED_TOKEN.into(), string_value("h")),
-            ]);
-            if let Some(value) = expires {
-                row.insert(attr::EXPIRES_AT.into(), value);
-            }
-            PersonalAccessToken::from_item(&row).unwrap()
+        let expiry = |value: Option<AttributeValue>| {
+            let ids = [(attr::USER_ID, "u"), (attr::TOKEN_ID, "t"), (attr::ACCOUNT_ID, "a"), (attr::HASHED_TOKEN, "h")];
+            let expires: Vec<_> = value.map(|v| (attr::EXPIRES_AT, v)).into_iter().collect();
+            PersonalAccessToken::from_item(&row(&ids, &expires)).unwrap().expires_at
         };
-        assert_eq!(token(None).expires_at, None);
-        assert_eq!(token(Some(AttributeValue::N("1700000000".into()))).expires_at, Some(1_700_000_000));
-        assert_eq!(token(Some(AttributeValue::N("1.7e9".into()))).expires_at, Some(1_700_000_000));
-        assert_eq!(token(Some(string_value("1700000000"))).expires_at, None);
+        assert_eq!(expiry(None), None);
+        assert_eq!(expiry(Some(AttributeValue::N("1700000000".into()))), Some(1_700_000_000));
+        assert_eq!(expiry(Some(AttributeValue::N("1.7e9".into()))), Some(1_700_000_000));
+        assert_eq!(expiry(Some(string_value("1700000000"))), None);
     }
 }
