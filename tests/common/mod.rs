@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 use jsonwebtoken::Algorithm;
 use netbird_delete_token::app::App;
 use netbird_delete_token::auth::pat;
+use netbird_delete_token::auth::provider::cache::CachedKeySet;
 pub use netbird_delete_token::clock::{unix_millis as now_ms, unix_seconds as now};
 use netbird_delete_token::config::{AuthConfig, Config, KeySource};
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
@@ -24,7 +25,7 @@ pub use netbird_delete_token::domain::{PersonalAccessToken, Role, User};
 use netbird_delete_token::http::lambda::answer_event;
 use netbird_delete_token::storage::client as sdk;
 use netbird_delete_token::storage::dynamo::DynamoStore;
-pub use netbird_delete_token::storage::items::{attr, token_key, Row};
+pub use netbird_delete_token::storage::items::{attr, token_key, KeyCacheItem, Row};
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -144,6 +145,13 @@ impl Stack {
         let store = Arc::new(DynamoStore::new(function_client, &config));
         let app = Arc::new(App::new(&config, store.clone()).unwrap());
         Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, store, app }
+    }
+
+    /// The provider's keys as the fleet's cache holds them for `source`.
+    pub async fn cache_keys(&self, source: String, entry: CachedKeySet) {
+        let row = KeyCacheItem { source, entry }.to_item();
+        let table = self.config.key_cache_table.as_deref().unwrap();
+        self.client.put_item().table_name(table).set_item(Some(row)).send().await.unwrap();
     }
 
     /// The function's settings for these tables, talking to `endpoint`.

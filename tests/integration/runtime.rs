@@ -14,7 +14,6 @@ use netbird_delete_token::auth::provider::cache::CachedKeySet;
 use netbird_delete_token::auth::provider::discovery::KeyLocation;
 use netbird_delete_token::config::KeyUrl;
 use netbird_delete_token::devkeys::DevKey;
-use netbird_delete_token::storage::items::KeyCacheItem;
 use serde_json::{json, Value};
 
 const WELL_KNOWN: &str = "/.well-known/openid-configuration";
@@ -22,8 +21,19 @@ const WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// Settings changed for one function: a `None` value removes one.
 type Changes = Vec<(&'static str, Option<String>)>;
 
-/// A function process of `stack` with `changes` to its settings (a `None`
-/// value removes one), past its init.
+/// The function's settings for `stack` with `changes`.
+fn env_with(stack: &Stack, changes: &[(&'static str, Option<String>)]) -> Vec<(&'static str, String)> {
+    let mut env = stack.function_env(&stack.dynamodb);
+    for (name, value) in changes {
+        env.retain(|(k, _)| k != name);
+        env.extend(value.clone().map(|v| (*name, v)));
+    }
+    env
+}
+
+/// A function process of `stack` with `changes` to its settings, past its
+/// init; `frozen` between invocations as Lambda freezes it, from its first
+/// poll on.
 async fn start(
     stack: &Stack,
     runtime: RuntimeApi,
@@ -32,25 +42,23 @@ async fn start(
     launch(stack, runtime, changes, false).await
 }
 
-/// [`start`], `frozen` between invocations as Lambda freezes it, from its
-/// first poll on.
 async fn launch(
     stack: &Stack,
     runtime: RuntimeApi,
     changes: &[(&'static str, Option<String>)],
     frozen: bool,
 ) -> (RuntimeApi, Function) {
-    let mut env = stack.function_env(&stack.dynamodb);
-    for (name, value) in changes {
-        env.retain(|(k, _)| k != name);
-        env.extend(value.clone().map(|v| (*name, v)));
-    }
-    let function = Function::spawn(function_binary(), &runtime, &env);
+    let function = Function::spawn(function_binary(), &runtime, &env_with(stack, changes));
     if frozen {
         runtime.freeze_between_invocations(&function);
     }
     runtime.wait_first_poll(Duration::from_secs(20)).await.expect("the function finished init");
     (runtime, function)
+}
+
+/// The fleet's cache key of discovery at `endpoint`.
+fn discovery(endpoint: &str) -> String {
+    KeyLocation::Discovery { endpoint: KeyUrl::parse(endpoint).unwrap(), issuer: ISSUER.into() }.cache_key()
 }
 
 async fn delete(runtime: &RuntimeApi, user: &str, token: &str, authorization: &str) -> Answer {
@@ -162,12 +170,7 @@ async fn every_way_init_can_stop_names_its_setting() {
     ];
     for (changes, named) in cases {
         let runtime = RuntimeApi::start().await;
-        let mut env = stack.function_env(&stack.dynamodb);
-        for (name, value) in &changes {
-            env.retain(|(k, _)| k != name);
-            env.extend(value.clone().map(|v| (*name, v)));
-        }
-        let mut function = Function::spawn(function_binary(), &runtime, &env);
+        let mut function = Function::spawn(function_binary(), &runtime, &env_with(&stack, &changes));
         assert_eq!(function.exit_code(Duration::from_secs(20)).await, Some(1), "{changes:?}");
         assert!(runtime.wait_first_poll(Duration::from_millis(10)).await.is_none(), "it never asked for work");
         let lines = function.stop().await.join("\n");
@@ -280,18 +283,8 @@ async fn frozen_between_invocations_a_healthy_provider_raises_no_alarm() {
     empty.set_latency(Duration::from_secs(5));
     // The fleet's entry for `expiring` leaves its lifetime 3 s from now.
     let endpoint = expiring.url(WELL_KNOWN);
-    let source =
-        KeyLocation::Discovery { endpoint: KeyUrl::parse(&endpoint).unwrap(), issuer: ISSUER.into() }.cache_key();
     let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms: now_ms() - 27_000, max_age_secs: 30 };
-    let row = KeyCacheItem { source, entry }.to_item();
-    stack
-        .client
-        .put_item()
-        .table_name(stack.config.key_cache_table.as_deref().unwrap())
-        .set_item(Some(row))
-        .send()
-        .await
-        .unwrap();
+    stack.cache_keys(discovery(&endpoint), entry).await;
 
     let frozen = |endpoint: String| async {
         let settings = [("AUTH_JWKS", None), ("AUTH_OIDC_CONFIG_ENDPOINT", Some(endpoint))];
@@ -349,26 +342,14 @@ async fn keys_that_cannot_be_refreshed_are_reported_as_stale() {
         }
         // By discovery, and (the cache's other kind of key) by the key set's URL.
         let (setting, url, source) = if slow {
-            let endpoint = idp.url(WELL_KNOWN);
-            let location =
-                KeyLocation::Discovery { endpoint: KeyUrl::parse(&endpoint).unwrap(), issuer: ISSUER.into() };
-            ("AUTH_OIDC_CONFIG_ENDPOINT", endpoint, location.cache_key())
+            ("AUTH_OIDC_CONFIG_ENDPOINT", idp.url(WELL_KNOWN), discovery(&idp.url(WELL_KNOWN)))
         } else {
             let url = idp.url("/certs");
             ("AUTH_KEYS_LOCATION", url.clone(), KeyLocation::Jwks(KeyUrl::parse(&url).unwrap()).cache_key())
         };
         // Fresh at init for one more second when it is due to pass its lifetime by the request.
         let fetched_at_ms = now_ms() + if past_lifetime == 0 { 1_000 } else { 0 } - (3600 + past_lifetime) * 1000;
-        let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms, max_age_secs: 3600 };
-        let table = stack.config.key_cache_table.clone().unwrap();
-        stack
-            .client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(KeyCacheItem { source, entry }.to_item()))
-            .send()
-            .await
-            .unwrap();
+        stack.cache_keys(source, CachedKeySet { document: stack.keys.jwks(), fetched_at_ms, max_age_secs: 3600 }).await;
         stack.live_token("o", &format!("k{i}")).await;
         let (runtime, function) =
             start(&stack, RuntimeApi::start().await, &[("AUTH_JWKS", None), (setting, Some(url))]).await;
@@ -440,16 +421,8 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         let everything = function.stop().await.join("\n");
         assert!(everything.contains("\"outcome\":\"deleted\""), "the log was read: {everything}");
         let hash = netbird_delete_token::auth::pat::hash_token(&pat);
-        let secrets = [
-            pat.as_str(),
-            &pat[4..34],
-            hash.as_str(),
-            jwt.as_str(),
-            jwt.rsplit('.').next().unwrap(),
-            SECRET_KEY,
-            SESSION_TOKEN,
-        ];
-        for secret in secrets {
+        let signature = jwt.rsplit('.').next().unwrap();
+        for secret in [pat.as_str(), &pat[4..34], &hash, &jwt, signature, SECRET_KEY, SESSION_TOKEN] {
             assert!(!everything.contains(secret), "a secret reached the log with {asked:?}");
         }
     }
