@@ -16,27 +16,24 @@ pub struct CpuShare {
 impl CpuShare {
     /// The share of `memory_mb`; `Err` says why cgroups cannot be used here.
     pub fn new(memory_mb: u64) -> Result<CpuShare, String> {
-        let quota_us = PERIOD_US * memory_mb / FULL_VCPU_MB;
+        let (period, quota) = (PERIOD_US.to_string(), (PERIOD_US * memory_mb / FULL_VCPU_MB).to_string());
         let name = format!("netbird-bench-{}-{memory_mb}", std::process::id());
         let write =
             |path: PathBuf, value: String| std::fs::write(&path, value).map_err(|e| format!("{}: {e}", path.display()));
-        let v1 = PathBuf::from("/sys/fs/cgroup/cpu");
-        if v1.join("cpu.cfs_quota_us").exists() {
-            let dir = v1.join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
-            write(dir.join("cpu.cfs_quota_us"), quota_us.to_string())?;
-            return Ok(CpuShare { dir });
-        }
-        let v2 = PathBuf::from("/sys/fs/cgroup");
-        if v2.join("cgroup.controllers").exists() {
+        let (v1, v2) = (PathBuf::from("/sys/fs/cgroup/cpu"), PathBuf::from("/sys/fs/cgroup"));
+        let (dir, limits) = if v1.join("cpu.cfs_quota_us").exists() {
+            (v1.join(name), vec![("cpu.cfs_period_us", period), ("cpu.cfs_quota_us", quota)])
+        } else if v2.join("cgroup.controllers").exists() {
             let _ = write(v2.join("cgroup.subtree_control"), "+cpu".into());
-            let dir = v2.join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            write(dir.join("cpu.max"), format!("{quota_us} {PERIOD_US}"))?;
-            return Ok(CpuShare { dir });
+            (v2.join(name), vec![("cpu.max", format!("{quota} {period}"))])
+        } else {
+            return Err("no writable cpu cgroup (v1 /sys/fs/cgroup/cpu or v2 /sys/fs/cgroup)".into());
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (file, value) in limits {
+            write(dir.join(file), value)?;
         }
-        Err("no writable cpu cgroup (v1 /sys/fs/cgroup/cpu or v2 /sys/fs/cgroup)".into())
+        Ok(CpuShare { dir })
     }
 
     /// Moves process `pid`, every thread of it, under the quota.

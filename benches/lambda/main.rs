@@ -31,6 +31,8 @@ use common::faults::{rounds, FaultProxy};
 use common::runtime_api::{Function, RuntimeApi};
 use common::*;
 use cpu_share::CpuShare;
+use netbird_delete_token::auth::provider::{cache::CachedKeySet, discovery::KeyLocation};
+use netbird_delete_token::config::KeyUrl;
 use serde_json::{json, Value};
 use tls::{Tls, TlsProvider};
 
@@ -81,14 +83,12 @@ struct Setting {
     share: Option<CpuShare>,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Measured {
     init: Duration,
     first: Duration,
     p50: Duration,
     p99: Duration,
-    /// The median of the turns' CPU per invocation.
-    cpu: Duration,
     /// Each turn's CPU per invocation, in the order the turns ran.
     cpu_turns: Vec<Duration>,
     /// Mean GB-ms billed per warm invocation (each rounded up to 1 ms).
@@ -123,12 +123,6 @@ impl Subject {
         self.next.set(i + 1);
         (self.make_event)(i)
     }
-
-    fn env(&self, setting: &Setting) -> Vec<(&'static str, String)> {
-        let mut env = self.env.clone();
-        env.extend(setting.env.iter().cloned());
-        env
-    }
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -143,13 +137,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// A process's CPU time so far (nanosecond resolution, from the
 /// scheduler), all its threads together.
 fn cpu_time(pid: u32) -> Duration {
-    let mut total = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
-        if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
-            total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
-        }
-    }
-    Duration::from_nanos(total)
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten();
+    let stats = tasks.filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok());
+    Duration::from_nanos(stats.map(|s| s.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0)).sum())
 }
 
 /// The process's peak resident memory (`VmHWM` of `/proc/<pid>/status`), KiB.
@@ -159,10 +149,14 @@ fn peak_rss_kib(function: &Function) -> u64 {
     value.trim().trim_end_matches("kB").trim().parse().unwrap()
 }
 
+/// Bytes the function has written to its log so far.
+fn log_bytes(function: &Function) -> usize {
+    function.output.lock().unwrap().iter().map(|line| line.len() + 1).sum()
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), PathBuf::from)
 }
 
 /// A fresh instance that has finished init (process start → first poll),
@@ -170,13 +164,13 @@ fn target_dir() -> PathBuf {
 async fn start(subject: &Subject, setting: &Setting) -> (RuntimeApi, Function, Duration) {
     let runtime = RuntimeApi::start().await;
     let spawned = Instant::now();
-    let function = Function::spawn(&subject.binary, &runtime, &subject.env(setting));
+    let env: Vec<_> = subject.env.iter().chain(&setting.env).cloned().collect();
+    let function = Function::spawn(&subject.binary, &runtime, &env);
     let ready = runtime.wait_first_poll(Duration::from_secs(30)).await.expect("init finished");
     if let Some(share) = &setting.share {
         share.admit(function.pid());
     }
-    let init = ready - spawned;
-    (runtime, function, init)
+    (runtime, function, ready - spawned)
 }
 
 /// One invocation of `function`, which must answer 200: its latency.
@@ -213,15 +207,10 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
     let mut instances = Vec::new();
     for subject in subjects {
         let (runtime, function, _) = start(subject, setting).await;
-        instances.push((runtime, function, Vec::new(), Vec::new()));
+        instances.push((runtime, function, Vec::new(), Vec::new(), 0));
     }
-    let log_bytes =
-        |function: &Function| -> usize { function.output.lock().unwrap().iter().map(|line| line.len() + 1).sum() };
-    let mut logged = vec![0usize; subjects.len()];
     for _ in 0..blocks {
-        for ((subject, (runtime, function, latencies, cpu)), logged) in
-            subjects.iter().zip(&mut instances).zip(&mut logged)
-        {
+        for (subject, (runtime, function, latencies, cpu, logged)) in subjects.iter().zip(&mut instances) {
             invoke_ok(runtime, function, &subject.event()).await;
             let (cpu_before, log_before) = (cpu_time(function.pid()), log_bytes(function));
             for _ in 0..PER_BLOCK {
@@ -231,26 +220,16 @@ async fn warm(subjects: &[Subject], setting: &Setting, blocks: usize) -> Vec<Mea
             *logged += log_bytes(function) - log_before;
         }
     }
+    let gb = if let Condition::Lambda(mb) = setting.condition { mb as f64 / 1024.0 } else { 0.0 };
     let mut measured = Vec::new();
-    for ((_, function, mut latencies, cpu), logged) in instances.into_iter().zip(logged) {
+    for (_, function, mut latencies, cpu_turns, logged) in instances {
         let rss_kib = peak_rss_kib(&function);
         function.stop().await;
-        let gb = match setting.condition {
-            Condition::Lambda(mb) => mb as f64 / 1024.0,
-            Condition::FullCpu => 0.0,
-        };
-        let billed = latencies.iter().map(|l| (l.as_secs_f64() * 1000.0).ceil() * gb).sum::<f64>();
+        let (n, billed) = (latencies.len() as f64, latencies.iter().map(|l| ms(*l).ceil() * gb).sum::<f64>());
         latencies.sort();
-        measured.push(Measured {
-            p50: percentile(&latencies, 0.50),
-            p99: percentile(&latencies, 0.99),
-            cpu: median(cpu.clone()),
-            cpu_turns: cpu,
-            billed: billed / latencies.len() as f64,
-            rss_kib,
-            log_bytes: logged as f64 / latencies.len() as f64,
-            ..Measured::default()
-        });
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        let log_bytes = logged as f64 / n;
+        measured.push(Measured { p50, p99, cpu_turns, billed: billed / n, rss_kib, log_bytes, ..Measured::default() });
     }
     measured
 }
@@ -264,7 +243,7 @@ async fn round_trips(subject: &Subject) -> usize {
     proxy.seen.lock().unwrap().clear();
     invoke_ok(&runtime, &function, &subject.event()).await;
     function.stop().await;
-    let calls = proxy.seen.lock().unwrap().clone();
+    let calls = proxy.seen.lock().unwrap();
     rounds(&calls)
 }
 
@@ -314,17 +293,16 @@ async fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     let (rtt, provider_rtt) = (env_ms("BENCH_RTT_MS", 2), env_ms("BENCH_PROVIDER_RTT_MS", 20));
     let release = target_dir().join("release");
-    let bins = Binaries {
-        function: std::env::var_os("BENCH_FUNCTION_BIN").map(PathBuf::from).unwrap_or(release.join("delete-token")),
-        hello: release.join("examples/hello-floor"),
-        floor: release.join("examples/delete-item-floor"),
-    };
-    for bin in [&bins.function, &bins.hello, &bins.floor] {
+    // The function, the hello floor, the DeleteItem floor.
+    let bins = [
+        std::env::var_os("BENCH_FUNCTION_BIN").map(PathBuf::from).unwrap_or(release.join("delete-token")),
+        release.join("examples/hello-floor"),
+        release.join("examples/delete-item-floor"),
+    ];
+    for bin in &bins {
         assert!(bin.exists(), "{} is missing: run `make bench`", bin.display());
     }
-    let conditions: Vec<Condition> =
-        std::iter::once(Condition::FullCpu).chain(MEMORY_SIZES.map(Condition::Lambda)).collect();
-    let per_run = conditions.len() * (COLD_STARTS + WARM_BLOCKS * (1 + PER_BLOCK));
+    let per_run = (1 + MEMORY_SIZES.len()) * (COLD_STARTS + WARM_BLOCKS * (1 + PER_BLOCK));
     let stack = Stack::new().await;
     let tls = Tls::new();
     let provider = tls.provider(provider_rtt, |base| provider_documents(base, &stack)).await;
@@ -332,64 +310,40 @@ async fn main() {
     // and (discovery) two per instance of each run's requests after the lifetime.
     let events = SERVER_WARM_UP_BLOCKS * (1 + PER_BLOCK) + runs * (per_run + 2 * AFTER_LIFETIME_INSTANCES) + 2;
     let subjects = subjects(&stack, &bins, &provider, &tls, events).await;
-    let dynamodb = tls.proxy(&endpoint(), rtt).await;
-    let (settings, throttled) = settings(&conditions, &dynamodb, &tls);
+    let (settings, throttled) = settings(&tls.proxy(&endpoint(), rtt).await, &tls);
 
     // The first instance with discovery fills the shared key cache: the
     // provider's one fetch of the whole bench; every later instance finds
     // the cache fresh.
     cold_starts(&subjects[JWT_OIDC..=JWT_OIDC], &settings[0], 1).await;
-    let key_set_fetches_before = provider.hits("/certs");
+    let key_sets = provider.hits("/certs");
     warm(&subjects, &settings[0], SERVER_WARM_UP_BLOCKS).await;
-    // results[run][condition][subject]
-    let mut results: Vec<Vec<Vec<Measured>>> = Vec::new();
-    for run in 0..runs {
+    let mut results = Vec::new();
+    for run in 1..=runs {
         let mut by_condition = Vec::new();
         for setting in &settings {
             let colds = cold_starts(&subjects, setting, COLD_STARTS).await;
             let mut measured = warm(&subjects, setting, WARM_BLOCKS).await;
             for (m, (inits, firsts)) in measured.iter_mut().zip(colds) {
-                m.init = median(inits);
-                m.first = median(firsts);
+                (m.init, m.first) = (median(inits), median(firsts));
             }
+            let (jwt, oidc, p50) = (ms(measured[JWT].cold()), ms(measured[JWT_OIDC].cold()), ms(measured[JWT].p50));
             let label = setting.condition.label();
-            let (jwt, oidc) = (ms(measured[JWT].cold()), ms(measured[JWT_OIDC].cold()));
-            eprintln!(
-                "run {}/{runs}, {label}: JWT cold {jwt:.1} ms (discovery {oidc:.1} ms), p50 {:.2} ms",
-                run + 1,
-                ms(measured[JWT].p50)
-            );
+            eprintln!("run {run}/{runs}, {label}: JWT cold {jwt:.1} ms (discovery {oidc:.1} ms), p50 {p50:.2} ms");
             by_condition.push(measured);
         }
         results.push(by_condition);
     }
-    let asked = Asked {
-        key_sets: key_set_fetches_before,
-        during: provider.hits("/certs") - key_set_fetches_before,
-        configurations: provider.hits(WELL_KNOWN),
-    };
+    let asked = [key_sets, provider.hits("/certs") - key_sets, provider.hits(WELL_KNOWN)];
     let trips =
         [round_trips(&subjects[JWT]).await, round_trips(&subjects[PAT]).await, round_trips(&subjects[FLOOR]).await];
-    let deployed = &settings[conditions.iter().position(|c| *c == Condition::Lambda(256)).unwrap()];
-    let mut after_lifetime = AfterLifetime::default();
+    let deployed = settings.iter().find(|s| s.condition == Condition::Lambda(256)).unwrap();
+    let mut after = AfterLifetime::default();
     for _ in 0..runs {
-        first_requests_after_the_lifetime(&stack, &subjects[JWT_OIDC], deployed, &provider, &mut after_lifetime).await;
+        after.measure(&stack, &subjects[JWT_OIDC], deployed, &provider).await;
     }
     let refused = refused_log_bytes(&stack, &subjects[JWT], &settings[0]).await;
-    report(&Report {
-        results,
-        conditions,
-        subjects: &subjects,
-        bins,
-        runs,
-        rtt,
-        provider_rtt,
-        throttled,
-        asked,
-        trips,
-        after_lifetime,
-        refused,
-    });
+    report(&Report { results, settings, subjects, bins, rtt, provider_rtt, throttled, asked, trips, after, refused });
 }
 
 /// The first request an instance serves once its key set is past its
@@ -399,62 +353,46 @@ async fn main() {
 #[derive(Default)]
 struct AfterLifetime {
     warm: Vec<Duration>,
-    from_cache: Vec<Duration>,
-    from_provider: Vec<Duration>,
-    /// The provider's requests during each kind of first request.
-    asked_from_cache: usize,
-    asked_from_provider: usize,
+    /// The first requests, and the provider's requests during them: `[0]`
+    /// when another instance had refreshed, `[1]` when none had.
+    first: [Vec<Duration>; 2],
+    asked: [usize; 2],
 }
 
-/// Instances that start from a fleet entry about to pass its lifetime,
-/// serve a JWT while it is fresh, wait past it, then each serves one more,
-/// after the test has made the entry as another instance would leave it.
-async fn first_requests_after_the_lifetime(
-    stack: &Stack,
-    subject: &Subject,
-    setting: &Setting,
-    provider: &TlsProvider,
-    measured: &mut AfterLifetime,
-) {
-    use netbird_delete_token::auth::provider::cache::CachedKeySet;
-    use netbird_delete_token::auth::provider::discovery::KeyLocation;
-    use netbird_delete_token::config::KeyUrl;
-    use netbird_delete_token::storage::items::KeyCacheItem;
-    const LIFETIME_MS: u64 = 30_000;
-    let endpoint = KeyUrl::parse(&format!("{}{WELL_KNOWN}", provider.base)).unwrap();
-    let source = KeyLocation::Discovery { endpoint, issuer: ISSUER.into() }.cache_key();
-    let put = |fetched_at_ms: u64| {
-        let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms, max_age_secs: LIFETIME_MS / 1000 };
-        let row = KeyCacheItem { source: source.clone(), entry }.to_item();
-        stack.client.put_item().table_name(stack.config.key_cache_table.as_deref().unwrap()).set_item(Some(row)).send()
-    };
-    let left = Duration::from_secs(3);
-    put(now_ms() - LIFETIME_MS + left.as_millis() as u64).await.unwrap();
-    let started = Instant::now();
-    let mut instances = Vec::new();
-    for _ in 0..AFTER_LIFETIME_INSTANCES {
-        let (runtime, function, _) = start(subject, setting).await;
-        measured.warm.push(invoke_ok(&runtime, &function, &subject.event()).await);
-        instances.push((runtime, function));
-    }
-    assert!(started.elapsed() < left, "the instances started while the entry was fresh");
-    tokio::time::sleep(left.saturating_sub(started.elapsed()) + Duration::from_millis(500)).await;
-    let asked = || provider.hits(WELL_KNOWN) + provider.hits("/certs");
-    for (i, (runtime, function)) in instances.into_iter().enumerate() {
-        let another_refreshed = i % 2 == 0;
-        put(if another_refreshed { now_ms() } else { now_ms() - LIFETIME_MS - 1_000 }).await.unwrap();
-        let before = asked();
-        let latency = invoke_ok(&runtime, &function, &subject.event()).await;
-        if another_refreshed {
-            measured.from_cache.push(latency);
-            measured.asked_from_cache += asked() - before;
-        } else {
-            measured.from_provider.push(latency);
-            measured.asked_from_provider += asked() - before;
+impl AfterLifetime {
+    /// Instances that start from a fleet entry about to pass its lifetime,
+    /// serve a JWT while it is fresh, wait past it, then each serves one more,
+    /// after the test has made the entry as another instance would leave it.
+    async fn measure(&mut self, stack: &Stack, subject: &Subject, setting: &Setting, provider: &TlsProvider) {
+        const LIFETIME_MS: u64 = 30_000;
+        let endpoint = KeyUrl::parse(&format!("{}{WELL_KNOWN}", provider.base)).unwrap();
+        let source = KeyLocation::Discovery { endpoint, issuer: ISSUER.into() }.cache_key();
+        let put = |fetched_at_ms: u64| {
+            let entry = CachedKeySet { document: stack.keys.jwks(), fetched_at_ms, max_age_secs: LIFETIME_MS / 1000 };
+            stack.cache_keys(source.clone(), entry)
+        };
+        let left = Duration::from_secs(3);
+        put(now_ms() - LIFETIME_MS + left.as_millis() as u64).await;
+        let started = Instant::now();
+        let mut instances = Vec::new();
+        for _ in 0..AFTER_LIFETIME_INSTANCES {
+            let (runtime, function, _) = start(subject, setting).await;
+            self.warm.push(invoke_ok(&runtime, &function, &subject.event()).await);
+            instances.push((runtime, function));
         }
-        let lines = function.stop().await;
-        let stale = lines.iter().any(|l| l.contains("KeysStale"));
-        assert!(!stale, "a healthy provider and cache report nothing stale: {lines:#?}");
+        assert!(started.elapsed() < left, "the instances started while the entry was fresh");
+        tokio::time::sleep(left.saturating_sub(started.elapsed()) + Duration::from_millis(500)).await;
+        let asked = || provider.hits(WELL_KNOWN) + provider.hits("/certs");
+        for (i, (runtime, function)) in instances.into_iter().enumerate() {
+            let kind = i % 2; // 0: another instance had refreshed; 1: none had
+            put(if kind == 0 { now_ms() } else { now_ms() - LIFETIME_MS - 1_000 }).await;
+            let before = asked();
+            self.first[kind].push(invoke_ok(&runtime, &function, &subject.event()).await);
+            self.asked[kind] += asked() - before;
+            let lines = function.stop().await;
+            let stale = lines.iter().any(|l| l.contains("KeysStale"));
+            assert!(!stale, "a healthy provider and cache report nothing stale: {lines:#?}");
+        }
     }
 }
 
@@ -472,30 +410,14 @@ async fn refused_log_bytes(stack: &Stack, subject: &Subject, setting: &Setting) 
         stack.keys.rs256.sign(&expired).unwrap(),
         netbird_delete_token::devkeys::DevKey::generate_es256("rotated").unwrap().sign(&claims("o")).unwrap(),
     ];
-    let logged = || function.output.lock().unwrap().iter().map(|line| line.len() + 1).sum::<usize>();
-    let before = logged();
+    let before = log_bytes(&function);
     for token in &tokens {
         let event = http_api_event("DELETE", "o", "refused", Some(&format!("Bearer {token}")));
         assert_eq!(http_answer(runtime.invoke(&event).await).status, 401);
     }
-    let bytes = (logged() - before) as f64 / tokens.len() as f64;
+    let bytes = (log_bytes(&function) - before) as f64 / tokens.len() as f64;
     function.stop().await;
     bytes
-}
-
-/// The binaries measured.
-struct Binaries {
-    function: PathBuf,
-    hello: PathBuf,
-    floor: PathBuf,
-}
-
-/// What the provider was asked: key sets by the instance that filled the
-/// cache, and by every instance after it, and configurations.
-struct Asked {
-    key_sets: usize,
-    during: usize,
-    configurations: usize,
 }
 
 /// The provider's OpenID configuration and key set, as a provider at `base` serves them.
@@ -508,7 +430,7 @@ fn provider_documents(base: &str, stack: &Stack) -> HashMap<String, String> {
 
 /// The function with inline keys and with keys by discovery, on both
 /// paths, and the two floors, each with `events` tokens of its own to delete.
-async fn subjects(stack: &Stack, bins: &Binaries, provider: &TlsProvider, tls: &Tls, events: usize) -> Vec<Subject> {
+async fn subjects(stack: &Stack, bins: &[PathBuf], provider: &TlsProvider, tls: &Tls, events: usize) -> Vec<Subject> {
     stack.user("o", ACCOUNT, "owner").await;
     let pat = format!("Token {}", stack.live_token("o", "login").await);
     let prefixes = [("o", "j"), ("o", "p"), ("o", "pl"), ("o", "jd"), ("o", "pd"), ("floor", "b")];
@@ -531,107 +453,89 @@ async fn subjects(stack: &Stack, bins: &Binaries, provider: &TlsProvider, tls: &
     floor_env.push(("FLOOR_ACCOUNT", ACCOUNT.into()));
     // RS256: what NetBird's usual identity providers sign with.
     let jwt = format!("Bearer {}", stack.keys.rs256.sign(&claims("o")).unwrap());
-    let delete = |prefix: &'static str, auth: &str| -> Box<dyn Fn(usize) -> Value> {
-        let auth = auth.to_owned();
-        Box::new(move |i| http_api_event("DELETE", "o", &format!("{prefix}-{i}"), Some(&auth)))
+    let delete = |user: &'static str, prefix: &'static str, auth: Option<&str>| -> Box<dyn Fn(usize) -> Value> {
+        let auth = auth.map(str::to_owned);
+        Box::new(move |i| http_api_event("DELETE", user, &format!("{prefix}-{i}"), auth.as_deref()))
     };
-    let subject = |name, binary: &PathBuf, env: &[(&'static str, String)], make_event| Subject {
-        name,
-        binary: binary.clone(),
-        env: env.to_vec(),
-        make_event,
-        next: Cell::new(0),
+    let subject = |name, binary: &PathBuf, env: &Vec<_>, make_event| {
+        let (binary, env, next) = (binary.clone(), env.clone(), Cell::new(0));
+        Subject { name, binary, env, make_event, next }
     };
+    let (function, hello, floor) = (&bins[0], &bins[1], &bins[2]);
     vec![
-        subject("JWT (RS256)", &bins.function, &inline, delete("j", &jwt)),
-        subject("PAT", &bins.function, &inline, delete("p", &pat)),
-        subject("PAT, rate limit on", &bins.function, &limited, delete("pl", &pat)),
-        subject("JWT, discovery", &bins.function, &discovery, delete("jd", &jwt)),
-        subject("PAT, discovery", &bins.function, &discovery, delete("pd", &pat)),
-        subject("hello floor", &bins.hello, &[], Box::new(|_| http_api_event("DELETE", "o", "x", None))),
-        subject(
-            "DeleteItem floor",
-            &bins.floor,
-            &floor_env,
-            Box::new(|i| http_api_event("DELETE", "floor", &format!("b-{i}"), None)),
-        ),
+        subject("JWT (RS256)", function, &inline, delete("o", "j", Some(&jwt))),
+        subject("PAT", function, &inline, delete("o", "p", Some(&pat))),
+        subject("PAT, rate limit on", function, &limited, delete("o", "pl", Some(&pat))),
+        subject("JWT, discovery", function, &discovery, delete("o", "jd", Some(&jwt))),
+        subject("PAT, discovery", function, &discovery, delete("o", "pd", Some(&pat))),
+        subject("hello floor", hello, &Vec::new(), Box::new(|_| http_api_event("DELETE", "o", "x", None))),
+        subject("DeleteItem floor", floor, &floor_env, delete("floor", "b", None)),
     ]
 }
 
-/// Each condition's settings; `false` when no CPU share could be enforced.
-fn settings(conditions: &[Condition], dynamodb: &str, tls: &Tls) -> (Vec<Setting>, bool) {
+/// Each condition's settings, full CPU first; `false` when no CPU share could be enforced.
+fn settings(dynamodb: &str, tls: &Tls) -> (Vec<Setting>, bool) {
     let mut throttled = true;
-    let settings = conditions
-        .iter()
-        .map(|&condition| match condition {
-            Condition::FullCpu => Setting { condition, env: Vec::new(), share: None },
-            Condition::Lambda(mb) => {
-                let share = CpuShare::new(mb)
-                    .map_err(|why| {
-                        throttled = false;
-                        eprintln!("CPU share not enforced ({why}): the Lambda conditions run unthrottled");
-                    })
-                    .ok();
-                let env = vec![
-                    ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned()),
-                    ("SSL_CERT_FILE", tls.ca_file.display().to_string()),
-                    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb.to_string()),
-                ];
-                Setting { condition, env, share }
-            }
-        })
-        .collect();
+    let mut settings = vec![Setting { condition: Condition::FullCpu, env: Vec::new(), share: None }];
+    for mb in MEMORY_SIZES {
+        let share = CpuShare::new(mb)
+            .inspect_err(|why| eprintln!("CPU share not enforced ({why}): the Lambda conditions run unthrottled"))
+            .ok();
+        throttled &= share.is_some();
+        let env = vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned()),
+            ("SSL_CERT_FILE", tls.ca_file.display().to_string()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb.to_string()),
+        ];
+        settings.push(Setting { condition: Condition::Lambda(mb), env, share });
+    }
     (settings, throttled)
 }
 
 /// Everything measured, for the report.
-struct Report<'a> {
+struct Report {
+    /// `results[run][condition][subject]`, conditions in the order of `settings`.
     results: Vec<Vec<Vec<Measured>>>,
-    conditions: Vec<Condition>,
-    subjects: &'a [Subject],
-    bins: Binaries,
-    runs: usize,
+    settings: Vec<Setting>,
+    subjects: Vec<Subject>,
+    /// The function, the hello floor, the DeleteItem floor.
+    bins: [PathBuf; 3],
     rtt: Duration,
     provider_rtt: Duration,
     throttled: bool,
-    asked: Asked,
+    /// Key sets fetched by the instance that filled the cache, and by every
+    /// instance after it; OpenID configurations read.
+    asked: [usize; 3],
     /// Sequential round trips: JWT, PAT, DeleteItem floor.
     trips: [usize; 3],
-    after_lifetime: AfterLifetime,
+    after: AfterLifetime,
     /// Log bytes per refused request.
     refused: f64,
 }
 
-impl Report<'_> {
+impl Report {
     /// Every run's value of one metric, for one condition and subject.
     fn values(&self, c: usize, s: usize, f: &Metric) -> Vec<f64> {
         self.results.iter().map(|run| f(&run[c][s])).collect()
     }
 
     fn lambda(&self, mb: u64) -> usize {
-        self.conditions.iter().position(|c| *c == Condition::Lambda(mb)).unwrap()
+        self.settings.iter().position(|s| s.condition == Condition::Lambda(mb)).unwrap()
     }
 }
 
 fn report(r: &Report) {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
-        })
-        .unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).unwrap_or_default();
+    let (cpu_model, runs) = (model.trim_start_matches([' ', '\t', ':']), r.results.len());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let enforced = if r.throttled { "" } else { " (NOT ENFORCED: no writable cgroup)" };
+    let (warm, rtt, provider_rtt) = (WARM_BLOCKS * PER_BLOCK, r.rtt.as_millis(), r.provider_rtt.as_millis());
     println!(
-        "\nmake bench: {cores} cores, {cpu_model}; {} runs, median (min–max) over runs; per run and condition \
-         {COLD_STARTS} cold starts (medians) and {} warm invocations per subject; Lambda conditions: init \
-         unthrottled, then memory/1769 MB of a vCPU per 20 ms{}, DynamoDB Local behind TLS with a {} ms round \
-         trip; the identity provider behind TLS with a {} ms round trip",
-        r.runs,
-        WARM_BLOCKS * PER_BLOCK,
-        if r.throttled { "" } else { " (NOT ENFORCED: no writable cgroup)" },
-        r.rtt.as_millis(),
-        r.provider_rtt.as_millis()
+        "\nmake bench: {cores} cores, {cpu_model}; {runs} runs, median (min–max) over runs; per run and condition \
+         {COLD_STARTS} cold starts (medians) and {warm} warm invocations per subject; Lambda conditions: init \
+         unthrottled, then memory/1769 MB of a vCPU per 20 ms{enforced}, DynamoDB Local behind TLS with a {rtt} ms \
+         round trip; the identity provider behind TLS with a {provider_rtt} ms round trip"
     );
     let rows: [(&str, &Metric, &str, usize); 9] = [
         ("init", &|m| ms(m.init), "ms", 1),
@@ -639,48 +543,41 @@ fn report(r: &Report) {
         ("cold = init + first", &|m| ms(m.cold()), "ms", 1),
         ("warm p50", &|m| ms(m.p50), "ms", 2),
         ("warm p99", &|m| ms(m.p99), "ms", 2),
-        ("CPU per warm invocation", &|m| m.cpu.as_secs_f64() * 1e6, "µs", 0),
+        // The median of the turns' CPU per invocation.
+        ("CPU per warm invocation", &|m| median(m.cpu_turns.clone()).as_secs_f64() * 1e6, "µs", 0),
         ("GB-ms billed per warm request", &|m| m.billed, "", 3),
         ("peak RSS", &|m| m.rss_kib as f64 / 1024.0, "MiB", 1),
         ("log bytes per warm request", &|m| m.log_bytes, "B", 0),
     ];
-    for (c, condition) in r.conditions.iter().enumerate() {
-        println!("\n{}\n", condition.label());
+    for (c, setting) in r.settings.iter().enumerate() {
+        println!("\n{}\n", setting.condition.label());
         println!("| metric | {} |", r.subjects.iter().map(|s| s.name).collect::<Vec<_>>().join(" | "));
         println!("|---{}|", "|---".repeat(r.subjects.len()));
-        for (name, f, unit, digits) in &rows {
-            if *condition == Condition::FullCpu && name.starts_with("GB-ms") {
-                continue;
-            }
+        let billed = setting.condition != Condition::FullCpu; // full CPU has no memory size to bill
+        for (name, f, unit, digits) in rows.iter().filter(|row| billed || !row.0.starts_with("GB-ms")) {
             let cells: Vec<String> = (0..r.subjects.len()).map(|s| spread(&r.values(c, s, f), unit, *digits)).collect();
             println!("| {name} | {} |", cells.join(" | "));
         }
     }
-    let [jwt_trips, pat_trips, floor_trips] = r.trips;
+    let ([function, hello, floor], [jwt, pat, floor_trips]) = (r.bins.each_ref().map(|b| size(b)), r.trips);
     println!(
-        "\nstripped binary: function {:.2} MiB, hello {:.2} MiB, DeleteItem floor {:.2} MiB; sequential DynamoDB \
-         round trips: JWT {jwt_trips}, PAT {pat_trips}, floor {floor_trips}",
-        size(&r.bins.function),
-        size(&r.bins.hello),
-        size(&r.bins.floor)
+        "\nstripped binary: function {function:.2} MiB, hello {hello:.2} MiB, DeleteItem floor {floor:.2} MiB; \
+         sequential DynamoDB round trips: JWT {jwt}, PAT {pat}, floor {floor_trips}"
     );
+    let [key_sets, during, configurations] = r.asked;
     println!(
-        "identity provider: {} key-set fetch(es) by the instance that filled the shared cache, {} by every \
-         instance after it; {} OpenID configuration read(s) in all",
-        r.asked.key_sets, r.asked.during, r.asked.configurations
+        "identity provider: {key_sets} key-set fetch(es) by the instance that filled the shared cache, {during} by \
+         every instance after it; {configurations} OpenID configuration read(s) in all"
     );
-    let ms_of = |values: &[Duration]| values.iter().map(|d| ms(*d)).collect::<Vec<f64>>();
-    let a = &r.after_lifetime;
+    let (a, [asked_cache, asked_provider]) = (&r.after, r.after.asked);
+    let ms_spread = |values: &[Duration]| spread(&values.iter().map(|d| ms(*d)).collect::<Vec<_>>(), "ms", 1);
+    let (warm, from_cache, from_provider) = (ms_spread(&a.warm), ms_spread(&a.first[0]), ms_spread(&a.first[1]));
     println!(
-        "\nfirst request after the key set's lifetime at 256 MB, JWT by discovery, {} instances: warm {}; \
-         another instance had refreshed (one cache read) {}, the provider asked {} time(s); none had (the \
-         provider's configuration and key set, the cache write) {}, the provider asked {} time(s)",
-        a.warm.len(),
-        spread(&ms_of(&a.warm), "ms", 1),
-        spread(&ms_of(&a.from_cache), "ms", 1),
-        a.asked_from_cache,
-        spread(&ms_of(&a.from_provider), "ms", 1),
-        a.asked_from_provider
+        "\nfirst request after the key set's lifetime at 256 MB, JWT by discovery, {} instances: warm {warm}; \
+         another instance had refreshed (one cache read) {from_cache}, the provider asked {asked_cache} time(s); none \
+         had (the provider's configuration and key set, the cache write) {from_provider}, the provider asked \
+         {asked_provider} time(s)",
+        a.warm.len()
     );
     println!("log bytes per refused request (its request line, reason and credential's values): {:.0} B", r.refused);
     recommend_memory(r);
@@ -696,12 +593,8 @@ fn recommend_memory(r: &Report) {
     let p50_of = |mb| mid(&r.values(r.lambda(mb), JWT, &|m| ms(m.p50)));
     let cost_of = |mb| mid(&r.values(r.lambda(mb), JWT, &|m| m.billed));
     let best = MEMORY_SIZES.iter().map(|&mb| p50_of(mb)).fold(f64::INFINITY, f64::min);
-    let recommended = MEMORY_SIZES
-        .iter()
-        .copied()
-        .filter(|&mb| p50_of(mb) <= best * 1.1)
-        .min_by(|&a, &b| cost_of(a).total_cmp(&cost_of(b)))
-        .unwrap();
+    let near_best = MEMORY_SIZES.into_iter().filter(|&mb| p50_of(mb) <= best * 1.1);
+    let recommended = near_best.min_by(|&a, &b| cost_of(a).total_cmp(&cost_of(b))).unwrap();
     let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
     let deployed = template.lines().find_map(|l| l.trim().strip_prefix("MemorySize:")).map(str::trim).unwrap_or("?");
     println!(
@@ -713,53 +606,28 @@ fn recommend_memory(r: &Report) {
 
 /// The budgets, on the median run; exits 1 when one is missed.
 fn judge(r: &Report) {
-    let release = target_dir().join("release");
-    let jitter_x86 = jitter_entropy_in(&release.join("build"));
+    let jitter_x86 = jitter_entropy_in(&target_dir().join("release/build"));
     let jitter_arm = jitter_entropy_in(&target_dir().join("aarch64-unknown-linux-gnu/release/build"));
-    println!(
-        "CPU-jitter entropy in AWS-LC: release build {}, arm64 build (make build, sam build) {}",
-        jitter_x86.map_or("not built", |j| if j { "PRESENT" } else { "absent" }),
-        jitter_arm.map_or("not built", |j| if j { "PRESENT" } else { "absent" }),
-    );
+    let built = |jitter: Option<bool>| jitter.map_or("not built", |j| if j { "PRESENT" } else { "absent" });
+    let (x86, arm) = (built(jitter_x86), built(jitter_arm));
+    println!("CPU-jitter entropy in AWS-LC: release build {x86}, arm64 build (make build, sam build) {arm}");
+    let jitter = f64::from(u8::from(jitter_x86.unwrap_or(true) || jitter_arm == Some(true)));
     let cold = |mb, s| r.values(r.lambda(mb), s, &|m| ms(m.cold()));
     let ratio = |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(a, b)| a / b).collect::<Vec<f64>>();
     let minus = |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(a, b)| a - b).collect::<Vec<f64>>();
-    let cpu = |s| r.values(0, s, &|m| m.cpu.as_secs_f64());
     // CPU against the floor turn by turn: each turn of a subject ran in the
     // same round as the floor's, so the VM's mood of that moment falls on
     // both. A budget takes the median over every turn of every run, and of
     // both subjects that run the same warm path (inline keys and discovery):
     // no one subject's or run's bad stretch decides it.
-    let paired = |s: usize| -> Vec<f64> {
-        r.results
-            .iter()
-            .flat_map(|run| {
-                let (subject, floor) = (&run[0][s].cpu_turns, &run[0][FLOOR].cpu_turns);
-                subject.iter().zip(floor).map(|(a, b)| a.as_secs_f64() / b.as_secs_f64()).collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let per_run = |s: usize| -> Vec<f64> { paired(s).chunks(WARM_BLOCKS).map(mid).collect() };
+    let turns = |s: usize| r.results.iter().flat_map(move |run| run[0][s].cpu_turns.iter().map(Duration::as_secs_f64));
+    let paired = |s: usize| -> Vec<f64> { turns(s).zip(turns(FLOOR)).map(|(a, b)| a / b).collect() };
     let both = |a: usize, b: usize| -> Vec<f64> { paired(a).into_iter().chain(paired(b)).collect() };
-    println!(
-        "CPU ÷ DeleteItem floor's, per run: ratio of the medians {} (JWT), {} (JWT by discovery), {} (PAT); \
-         median of the turns' ratios {}, {}, {}; over every turn, both ways to the keys: {} (JWT), {} (PAT)",
-        spread(&ratio(cpu(JWT), cpu(FLOOR)), "", 2),
-        spread(&ratio(cpu(JWT_OIDC), cpu(FLOOR)), "", 2),
-        spread(&ratio(cpu(PAT), cpu(FLOOR)), "", 2),
-        spread(&per_run(JWT), "", 2),
-        spread(&per_run(JWT_OIDC), "", 2),
-        spread(&per_run(PAT), "", 2),
-        spread(&[mid(&both(JWT, JWT_OIDC))], "", 2),
-        spread(&[mid(&both(PAT, PAT_OIDC))], "", 2),
-    );
     let p50_256 = |s| r.values(r.lambda(256), s, &|m| ms(m.p50));
-    let rss = (0..r.conditions.len())
-        .flat_map(|c| {
-            [JWT, PAT, PAT_LIMITED, JWT_OIDC, PAT_OIDC].map(|s| r.values(c, s, &|m| m.rss_kib as f64 / 1024.0))
-        })
-        .flatten()
-        .fold(0.0, f64::max);
+    // Every run's and condition's peak RSS of the function's subjects.
+    let rss = r.results.iter().flatten().flat_map(|run| &run[JWT..=PAT_OIDC]);
+    let rss = rss.map(|m| m.rss_kib as f64 / 1024.0).fold(0.0, f64::max);
+    let (jwt_cpu, pat_cpu) = (vec![mid(&both(JWT, JWT_OIDC))], vec![mid(&both(PAT, PAT_OIDC))]);
     let budgets: Vec<(&str, Vec<f64>, f64)> = vec![
         ("JWT cold start at 128 MB (ms)", cold(128, JWT), 45.0),
         ("JWT cold start at 256 MB (ms)", cold(256, JWT), 35.0),
@@ -767,36 +635,20 @@ fn judge(r: &Report) {
         ("PAT cold start at 128 MB, rate limit on (ms)", cold(128, PAT_LIMITED), 60.0),
         ("JWT cold start at 128 MB, discovery − inline keys (ms)", minus(cold(128, JWT_OIDC), cold(128, JWT)), 6.0),
         ("PAT cold start at 128 MB, discovery − inline keys (ms)", minus(cold(128, PAT_OIDC), cold(128, PAT)), 6.0),
-        (
-            "key-set fetches from the provider while the cache is fresh",
-            vec![r.asked.key_sets as f64 + r.asked.during as f64],
-            1.0,
-        ),
+        ("key-set fetches from the provider while the cache is fresh", vec![(r.asked[0] + r.asked[1]) as f64], 1.0),
         ("JWT warm p50 at 256 MB ÷ DeleteItem floor's", ratio(p50_256(JWT), p50_256(FLOOR)), 2.5),
-        (
-            "JWT CPU per warm invocation ÷ DeleteItem floor's, turn by turn (full CPU)",
-            vec![mid(&both(JWT, JWT_OIDC))],
-            2.2,
-        ),
-        (
-            "PAT CPU per warm invocation ÷ DeleteItem floor's, turn by turn (full CPU)",
-            vec![mid(&both(PAT, PAT_OIDC))],
-            3.5,
-        ),
+        ("JWT CPU per warm invocation ÷ DeleteItem floor's, turn by turn (full CPU)", jwt_cpu, 2.2),
+        ("PAT CPU per warm invocation ÷ DeleteItem floor's, turn by turn (full CPU)", pat_cpu, 3.5),
         ("PAT CPU, rate limit on ÷ DeleteItem floor's, turn by turn (full CPU)", vec![mid(&paired(PAT_LIMITED))], 3.5),
         (
             "provider requests by a first request after the lifetime, when another instance had refreshed",
-            vec![r.after_lifetime.asked_from_cache as f64],
+            vec![r.after.asked[0] as f64],
             0.0,
         ),
         ("peak RSS (MiB)", vec![rss], 16.0),
-        ("stripped binary (MiB)", vec![size(&r.bins.function)], 10.0),
+        ("stripped binary (MiB)", vec![size(&r.bins[0])], 10.0),
         ("JWT self-delete, sequential round trips", vec![r.trips[0] as f64], 2.0),
-        (
-            "CPU-jitter entropy compiled in (0 = no)",
-            vec![f64::from(u8::from(jitter_x86.unwrap_or(true) || jitter_arm == Some(true)))],
-            0.0,
-        ),
+        ("CPU-jitter entropy compiled in (0 = no)", vec![jitter], 0.0),
     ];
     println!("\n| budget (the median run; CPU, every turn of every run) | measured, median (min–max) | limit | |\n|---|---|---|---|");
     let mut failed = 0;

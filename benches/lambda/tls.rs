@@ -30,44 +30,19 @@ impl Tls {
     pub fn new() -> Tls {
         let dir = private_dir();
         let (ca, der, key) = (dir.join("ca.pem"), dir.join("cert.der"), dir.join("key.der"));
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl").args(args).current_dir(&dir).status();
-            assert!(status.is_ok_and(|s| s.success()), "openssl {args:?} failed (the bench needs the openssl CLI)");
-        };
         // A CA, as SSL_CERT_FILE, and a server certificate it signs.
-        let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        openssl(
-            &[
-                &["req", "-x509"][..],
-                &p256,
-                &["-days", "1", "-subj", "/CN=bench CA", "-keyout", "ca.key", "-out", "ca.pem"],
-            ]
-            .concat(),
-        );
-        openssl(
-            &[&["req"][..], &p256, &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "server.csr"]].concat(),
-        );
+        let openssl = |args: &str, subject: Option<&str>| {
+            let subject = subject.map(|s| ["-subj", s]).into_iter().flatten();
+            let status = Command::new("openssl").args(args.split_whitespace()).args(subject).current_dir(&dir).status();
+            assert!(status.is_ok_and(|s| s.success()), "openssl {args} failed (the bench needs the openssl CLI)");
+        };
+        let p256 = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        openssl(&format!("req -x509 {p256} -days 1 -keyout ca.key -out ca.pem"), Some("/CN=bench CA"));
+        openssl(&format!("req {p256} -keyout key.pem -out server.csr"), Some("/CN=127.0.0.1"));
         std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "server.ext",
-            "-outform",
-            "DER",
-            "-out",
-            "cert.der",
-        ]);
-        openssl(&["pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der"]);
+        let sign = "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile server.ext";
+        openssl(&format!("{sign} -outform DER -out cert.der"), None);
+        openssl("pkcs8 -topk8 -nocrypt -in key.pem -outform DER -out key.der", None);
         let cert = CertificateDer::from(std::fs::read(der).unwrap());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(key).unwrap()));
         let config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
