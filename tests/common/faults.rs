@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -65,11 +65,18 @@ struct Rule {
     remaining: Option<usize>,
 }
 
+/// What the test sets, and what the proxy counts, shared with every
+/// connection.
+#[derive(Default)]
+struct Controls {
+    rule: Mutex<Option<Rule>>,
+    injected: Mutex<usize>,
+    latency: Mutex<Duration>,
+}
+
 pub struct FaultProxy {
     pub endpoint: String,
-    rule: Arc<Mutex<Option<Rule>>>,
-    injected: Arc<Mutex<usize>>,
-    latency: Arc<Mutex<std::time::Duration>>,
+    controls: Arc<Controls>,
     pub seen: Seen,
 }
 
@@ -90,52 +97,38 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
-        let rule: Arc<Mutex<Option<Rule>>> = Arc::default();
-        let injected: Arc<Mutex<usize>> = Arc::default();
-        let seen: Seen = Arc::default();
-        let latency: Arc<Mutex<std::time::Duration>> = Arc::default();
-        let (r, i, s, l) = (rule.clone(), injected.clone(), seen.clone(), latency.clone());
+        let (controls, seen): (Arc<Controls>, Seen) = Default::default();
+        let (c, s) = (controls.clone(), seen.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let link = Link { rule: r.clone(), injected: i.clone(), seen: s.clone(), latency: l.clone(), recorded };
-                tokio::spawn(serve(client, upstream.clone(), link));
+                tokio::spawn(serve(client, upstream.clone(), c.clone(), s.clone(), recorded));
             }
         });
-        FaultProxy { endpoint, rule, injected, latency, seen }
+        FaultProxy { endpoint, controls, seen }
     }
 
     pub fn once(&self, fault: Fault, operation: &'static str) {
-        *self.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: Some(1) });
+        *self.controls.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: Some(1) });
     }
 
     pub fn always(&self, fault: Fault, operation: &'static str) {
-        *self.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: None });
+        *self.controls.rule.lock().unwrap() = Some(Rule { fault, operation, remaining: None });
     }
 
     /// Adds `latency` to every forwarded request, as a distant DynamoDB
     /// would: calls made concurrently then overlap for certain.
-    pub fn set_latency(&self, latency: std::time::Duration) {
-        *self.latency.lock().unwrap() = latency;
+    pub fn set_latency(&self, latency: Duration) {
+        *self.controls.latency.lock().unwrap() = latency;
     }
 
     /// How many requests got a fault instead of an answer.
     pub fn injected(&self) -> usize {
-        *self.injected.lock().unwrap()
+        *self.controls.injected.lock().unwrap()
     }
 }
 
-/// What a proxied connection shares with the proxy's controls.
-struct Link {
-    rule: Arc<Mutex<Option<Rule>>>,
-    injected: Arc<Mutex<usize>>,
-    seen: Seen,
-    latency: Arc<Mutex<std::time::Duration>>,
-    /// Whether calls go to `CALL_LOG`.
-    recorded: bool,
-}
-
-async fn serve(mut client: TcpStream, upstream: String, link: Link) {
-    let Link { rule, injected, seen, latency, recorded } = link;
+/// Serves one connection; `recorded`: whether its calls go to `CALL_LOG`.
+async fn serve(mut client: TcpStream, upstream: String, controls: Arc<Controls>, seen: Seen, recorded: bool) {
     let mut upstream_conn: Option<TcpStream> = None;
     loop {
         let Some((head, body)) = read_message(&mut client).await else { return };
@@ -144,18 +137,18 @@ async fn serve(mut client: TcpStream, upstream: String, link: Link) {
             record(operation, &body);
         }
         let start = Instant::now();
-        let delay = *latency.lock().unwrap();
+        let delay = *controls.latency.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let fault = {
-            let mut rule = rule.lock().unwrap();
+            let mut rule = controls.rule.lock().unwrap();
             match rule.as_mut() {
                 Some(r) if operation.as_deref() == Some(r.operation) && r.remaining != Some(0) => {
                     if let Some(n) = r.remaining.as_mut() {
                         *n -= 1;
                     }
-                    *injected.lock().unwrap() += 1;
+                    *controls.injected.lock().unwrap() += 1;
                     Some(r.fault)
                 }
                 _ => None,
