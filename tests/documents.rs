@@ -311,7 +311,6 @@ fn the_limits_table_is_the_codes() {
     use std::time::Duration;
     let ms = |ds: &[Duration]| ds.iter().map(|d| format!("{} ms", d.as_millis())).collect::<Vec<_>>().join(", ");
     let s = |ds: &[Duration]| ds.iter().map(|d| format!("{} s", d.as_secs())).collect::<Vec<_>>().join(", ");
-    let refresh::Gaps { refetch, retry, shared_read, .. } = refresh::Gaps::default();
     assert_eq!(lambda::MAX_PATH_BYTES, lambda::MAX_BODY_BYTES, "one row says both");
     let all_attempts = ms(&[client::OPERATION_TIMEOUT]);
     let code = [
@@ -324,7 +323,10 @@ fn the_limits_table_is_the_codes() {
         ("a refresh for keys past their lifetime", ms(&[refresh::REFRESH_SLICE])),
         ("key set lifetime: least, most, without `max-age`", s(&[MIN_MAX_AGE, MAX_MAX_AGE, DEFAULT_MAX_AGE])),
         ("a set past its lifetime serves for", s(&[refresh::MAX_STALE])),
-        ("gaps per instance: provider fetches, while no set is held, cache reads", s(&[refetch, retry, shared_read])),
+        (
+            "gaps per instance: provider fetches, while no set is held, cache reads",
+            s(&[refresh::REFETCH_GAP, refresh::RETRY_GAP, refresh::SHARED_READ_GAP]),
+        ),
         ("a cache entry believed up to, ahead of the clock", s(&[cache::MAX_CLOCK_SKEW])),
         ("JWT clock leeway (`exp`, `nbf`, `iat`)", format!("{} s", auth::jwt::LEEWAY_SECS)),
         ("keys one JWT is tried against", auth::keys::MAX_CANDIDATES.to_string()),

@@ -288,6 +288,28 @@ async fn a_rotated_key_reaches_another_instance_through_the_cache() {
     assert!(asked() <= 4, "a made-up kid cannot make it fetch in a loop: {}", asked());
 }
 
+/// A set past its lifetime is refreshed within the request that finds it:
+/// a key the provider has dropped since is refused by that request, not
+/// accepted once more from the old set.
+#[tokio::test]
+async fn a_key_the_provider_dropped_is_refused_by_the_request_that_refreshes() {
+    let (old, new) = (DevKey::generate_es256("old").unwrap(), DevKey::generate_es256("new").unwrap());
+    let idp = Idp::start().await;
+    idp.set("/keys", Reply::json(new.jwks_json().unwrap()));
+    let cache = Arc::new(MemoryStore::default());
+    let source = KeyLocation::Jwks(url(&idp, "/keys")).cache_key();
+    let entry = CachedKeySet { document: old.jwks_json().unwrap(), fetched_at_ms: now_ms() - 29_000, max_age_secs: 30 };
+    assert_eq!(cache.store(&source, &entry, &Deadline::Unknown).await, Ok(true));
+    let config = settings(ISSUER, AUDIENCE, "sub", KeySource::Url(url(&idp, "/keys")));
+    let verifier = Verifier::new(&config, Some(cache)).unwrap();
+    verifier.keys().warm_up().await;
+    assert_eq!(idp.hits("/keys"), 0, "fresh at init");
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // past its lifetime
+    assert!(refused(Reason::JwtUnknownKid)(&verify(&verifier, &old.sign(&claims("u")).unwrap()).await));
+    assert_eq!(idp.hits("/keys"), 1, "the request refreshed");
+    assert_eq!(verify(&verifier, &new.sign(&claims("u")).unwrap()).await.as_deref(), Ok("u"));
+}
+
 /// A provider that accepts connections and never answers: a JWT whose key
 /// the instance lacks waits no longer than its deadline, whether it fetches
 /// itself or waits for the fetch init started.

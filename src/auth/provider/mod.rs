@@ -17,7 +17,7 @@ use crate::deadline::Deadline;
 use cache::SharedKeyCache;
 use discovery::KeyLocation;
 use fetch::Fetcher;
-use refresh::{Gaps, KeysUnavailable, ProviderKeys};
+use refresh::{KeysUnavailable, ProviderKeys};
 
 /// Where verification gets its keys.
 pub enum Keys<C> {
@@ -40,7 +40,7 @@ impl<C: SharedKeyCache> Keys<C> {
             }
         };
         let fetcher = Fetcher::new().map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-        Ok(Keys::Provider(Arc::new(ProviderKeys::new(location, shared, Gaps::default(), fetcher))))
+        Ok(Keys::Provider(Arc::new(ProviderKeys::new(location, shared, fetcher))))
     }
 
     /// The key set to verify a token naming `kid` with, within `deadline`.

@@ -22,23 +22,12 @@ pub const REFRESH_SLICE: Duration = Duration::from_secs(1);
 /// How long past its lifetime a key set that cannot be refreshed still serves.
 pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
-/// How often one instance may ask the shared cache and the provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gaps {
-    /// Between fetches from the provider once keys are held.
-    pub refetch: Duration,
-    /// Between fetches while no key set has ever been held.
-    pub retry: Duration,
-    /// Between reads of the shared cache: tokens with made-up `kid`s cost
-    /// at most one read per gap.
-    pub shared_read: Duration,
-}
-
-impl Default for Gaps {
-    fn default() -> Self {
-        Gaps { refetch: Duration::from_secs(30), retry: Duration::from_secs(1), shared_read: Duration::from_secs(5) }
-    }
-}
+/// How often one instance may ask the provider once keys are held, while
+/// none has ever been, and the shared cache: tokens with made-up `kid`s
+/// cost at most one of each per gap.
+pub const REFETCH_GAP: Duration = Duration::from_secs(30);
+pub const RETRY_GAP: Duration = Duration::from_secs(1);
+pub const SHARED_READ_GAP: Duration = Duration::from_secs(5);
 
 /// No usable key set for a request; the cause is for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,17 +44,13 @@ enum Waiter {
     Request,
 }
 
-/// How a request's refresh ended.
+/// How a request's refresh ended: whatever it brought (fresh keys, a
+/// recorded failure, nothing as the gaps forbade asking) is in the state;
+/// only running out of time is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
-    /// Fresh keys are held (fetched now, or by whoever refreshed first).
-    Fresh,
-    /// Not tried: the gaps forbid asking again so soon.
-    Skipped,
-    /// The time given ran out first.
+    InTime,
     OutOfTime,
-    /// The provider failed (recorded).
-    Failed,
 }
 
 /// What this instance holds.
@@ -105,13 +90,13 @@ impl State {
         }
     }
 
-    fn may_fetch(&self, now: Instant, gaps: &Gaps) -> bool {
-        let gap = if self.keys.is_some() { gaps.refetch } else { gaps.retry };
+    fn may_fetch(&self, now: Instant) -> bool {
+        let gap = if self.keys.is_some() { REFETCH_GAP } else { RETRY_GAP };
         self.last_fetch.is_none_or(|at| now.saturating_duration_since(at) >= gap)
     }
 
-    fn may_read_shared(&self, now: Instant, gaps: &Gaps) -> bool {
-        self.last_shared_read.is_none_or(|at| now.saturating_duration_since(at) >= gaps.shared_read)
+    fn may_read_shared(&self, now: Instant) -> bool {
+        self.last_shared_read.is_none_or(|at| now.saturating_duration_since(at) >= SHARED_READ_GAP)
     }
 
     /// Why a request gets no usable key set.
@@ -134,7 +119,6 @@ impl State {
 pub struct ProviderKeys<C> {
     location: KeyLocation,
     cache_key: String,
-    gaps: Gaps,
     fetcher: Fetcher,
     shared: Option<Arc<C>>,
     state: RwLock<State>,
@@ -143,11 +127,10 @@ pub struct ProviderKeys<C> {
 }
 
 impl<C: SharedKeyCache> ProviderKeys<C> {
-    pub fn new(location: KeyLocation, shared: Option<Arc<C>>, gaps: Gaps, fetcher: Fetcher) -> Self {
+    pub fn new(location: KeyLocation, shared: Option<Arc<C>>, fetcher: Fetcher) -> Self {
         ProviderKeys {
             cache_key: location.cache_key(),
             location,
-            gaps,
             fetcher,
             shared,
             state: RwLock::default(),
@@ -196,17 +179,16 @@ impl<C: SharedKeyCache> ProviderKeys<C> {
             return Ok(keys);
         }
         // Past its lifetime but still servable, and holding this key: a
-        // slice of the request's time for fresh keys, then this set.
+        // slice of the request's time for fresh keys, then the set held. A
+        // fresh set that dropped the key refuses the token (it was revoked);
+        // only a refresh that did not end in time leaves this set serving.
         if let Some(stale) = state.servable(now_ms()).filter(|_| state.knows(kid)) {
             let ended = self.refresh(kid, Waiter::Slice, &deadline.sooner(REFRESH_SLICE)).await;
             let state = self.snapshot();
-            if let Some(keys) = state.fresh(kid, now_ms()) {
-                return Ok(keys);
-            }
-            if ended == Ended::OutOfTime {
+            if ended == Ended::OutOfTime && state.fresh(None, now_ms()).is_none() {
                 KeyRefreshRecord::OutOfTime { stale_for: state.stale_for(now_ms()) }.log();
             }
-            return Ok(state.servable(now_ms()).filter(|_| state.knows(kid)).unwrap_or(stale));
+            return Ok(state.servable(now_ms()).unwrap_or(stale));
         }
         // A key not held, or nothing servable: all the request's time.
         let ended = self.refresh(kid, Waiter::Request, deadline).await;
@@ -227,24 +209,24 @@ impl<C: SharedKeyCache> ProviderKeys<C> {
         let Some(_guard) = deadline.wait(self.refresh.lock()).await else { return Ended::OutOfTime };
         // Whoever held the lock before may have brought what is needed.
         if self.snapshot().fresh(kid, now_ms()).is_some() {
-            return Ended::Fresh;
+            return Ended::InTime;
         }
         let now = Instant::now();
-        if self.shared.is_some() && self.snapshot().may_read_shared(now, &self.gaps) {
+        if self.shared.is_some() && self.snapshot().may_read_shared(now) {
             self.update(|s| s.last_shared_read = Some(now));
             self.adopt_shared(deadline).await;
             if self.snapshot().fresh(kid, now_ms()).is_some() {
-                return Ended::Fresh;
+                return Ended::InTime;
             }
         }
-        if !self.snapshot().may_fetch(now, &self.gaps) {
-            return Ended::Skipped;
+        if !self.snapshot().may_fetch(now) {
+            return Ended::InTime;
         }
         self.update(|s| s.last_fetch = Some(now));
         match fetch_key_set(&self.fetcher, &self.location, deadline).await {
             Ok((keys, entry)) => {
                 self.keep(keys, &entry, deadline).await;
-                Ended::Fresh
+                Ended::InTime
             }
             Err(err) if waiter == Waiter::Slice && err.is_out_of_time() => Ended::OutOfTime,
             Err(err) => {
@@ -252,7 +234,7 @@ impl<C: SharedKeyCache> ProviderKeys<C> {
                 let stale_for = self.snapshot().stale_for(now_ms());
                 KeyRefreshRecord::Failed { error: &error, configuration: err.is_configuration(), stale_for }.log();
                 self.update(|s| s.last_error = Some(error));
-                Ended::Failed
+                Ended::InTime
             }
         }
     }
@@ -325,18 +307,17 @@ mod tests {
 
     #[test]
     fn gaps_are_judged_on_the_time_given() {
-        let gaps = Gaps::default();
-        let t0 = Instant::now();
+        let (t0, ms) = (Instant::now(), Duration::from_millis(1));
         let never = State::default();
-        assert!(never.may_fetch(t0, &gaps) && never.may_read_shared(t0, &gaps));
+        assert!(never.may_fetch(t0) && never.may_read_shared(t0));
         let tried = State { last_fetch: Some(t0), last_shared_read: Some(t0), ..State::default() };
-        assert!(!tried.may_fetch(t0 + gaps.retry - Duration::from_millis(1), &gaps));
-        assert!(tried.may_fetch(t0 + gaps.retry, &gaps), "no keys yet: the short retry gap");
+        assert!(!tried.may_fetch(t0 + RETRY_GAP - ms));
+        assert!(tried.may_fetch(t0 + RETRY_GAP), "no keys yet: the short retry gap");
         let holding = State { keys: held(), ..tried.clone() };
-        assert!(!holding.may_fetch(t0 + gaps.refetch - Duration::from_millis(1), &gaps), "keys held: the refetch gap");
-        assert!(holding.may_fetch(t0 + gaps.refetch, &gaps));
-        assert!(!tried.may_read_shared(t0 + gaps.shared_read - Duration::from_millis(1), &gaps));
-        assert!(tried.may_read_shared(t0 + gaps.shared_read, &gaps));
+        assert!(!holding.may_fetch(t0 + REFETCH_GAP - ms), "keys held: the refetch gap");
+        assert!(holding.may_fetch(t0 + REFETCH_GAP));
+        assert!(!tried.may_read_shared(t0 + SHARED_READ_GAP - ms));
+        assert!(tried.may_read_shared(t0 + SHARED_READ_GAP));
     }
 
     #[test]
