@@ -7,7 +7,7 @@ use std::sync::Arc;
 use netbird_delete_token::app::App;
 use netbird_delete_token::config::{Config, ConfigError, LogSettings};
 use netbird_delete_token::http::lambda;
-use netbird_delete_token::storage::{client, dynamo::DynamoStore};
+use netbird_delete_token::storage::dynamo::DynamoStore;
 use netbird_delete_token::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,6 +37,6 @@ async fn main() -> ExitCode {
 /// names the setting at fault (spec §6).
 async fn init(env: impl Fn(&str) -> Option<String>) -> Result<Arc<App<DynamoStore>>, ConfigError> {
     let config = Config::from_lookup(env)?;
-    let store = Arc::new(DynamoStore::new(client::dynamodb_client(client::loader()).await?, &config));
+    let store = Arc::new(DynamoStore::connect(&config).await?);
     Ok(Arc::new(App::new(&config, store)?))
 }

@@ -11,17 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::HeaderValue;
+use lambda_http::Body;
 use netbird_delete_token::app::{App, PatUse, Step};
 use netbird_delete_token::auth::reason::{Reason, Refused, Shown};
 use netbird_delete_token::clock::{unix_millis, unix_seconds};
-use netbird_delete_token::config::{AuthConfig, Config};
+use netbird_delete_token::config::{AuthConfig, Config, ConfigError};
 use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::domain::policy::{Grant, Refusal};
 use netbird_delete_token::domain::store::Deletion;
 use netbird_delete_token::domain::User;
 use netbird_delete_token::ids::Target;
 use netbird_delete_token::outcome::Outcome;
-use netbird_delete_token::storage::{client, dynamo::DynamoStore, read_only::ReadOnly};
+use netbird_delete_token::storage::{dynamo::DynamoStore, read_only::ReadOnly};
 
 const USAGE: &str = "usage: explain --user <user id> --token <token id>, the credential (a JWT, a PAT, or a whole \
                      Authorization header value) on standard input";
@@ -41,33 +42,24 @@ async fn main() -> ExitCode {
         eprintln!("the credential on standard input is not text\n{USAGE}");
         return ExitCode::from(2);
     }
-    let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("invalid configuration: {err}");
-            return ExitCode::from(2);
-        }
+    let Ok(header) = header_value(credential.trim()) else {
+        eprintln!("the credential holds a character no HTTP header can carry (a line break?)");
+        return ExitCode::from(2);
     };
-    let store = match client::dynamodb_client(client::loader()).await {
-        Ok(client) => Arc::new(ReadOnly(Arc::new(DynamoStore::new(client, &config)))),
+    // The diagnostics the function would log (a failing call's detail).
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::WARN).without_time().init();
+    let (config, app) = match app().await {
+        Ok(built) => built,
         Err(err) => {
             eprintln!("invalid configuration: {err}");
             return ExitCode::from(2);
         }
     };
     let auth = config.auth.clone();
-    let app = match App::new(&config, store) {
-        Ok(app) => app.observed(Box::new(move |step| show(&step, &auth))),
-        Err(err) => {
-            eprintln!("invalid configuration: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    let app = app.observed(Box::new(move |step| show(&step, &auth)));
     println!("Deleting token {token:?} of user {user:?} with the credential given:");
-    let header = header_value(credential.trim());
     let target = Target::new(Some(user), Some(token));
-    let answer = app.delete(header.as_ref(), target, &Deadline::after(TIME)).await;
-    let outcome = answer.clone().err().unwrap_or(Outcome::Deleted);
+    let outcome = app.delete(header.as_ref(), target, &Deadline::after(TIME)).await.err().unwrap_or(Outcome::Deleted);
     match &outcome {
         Outcome::Unauthenticated(refused) => refusal(refused, &config.auth),
         Outcome::Refused { refusal, .. } => println!("  refused by {}", rule(*refusal)),
@@ -75,26 +67,35 @@ async fn main() -> ExitCode {
         Outcome::Internal(cause) => println!("  a failure the function's log names ({})", cause.as_str()),
         _ => {}
     }
-    let (status, name, message) = outcome.row();
-    let body = if outcome == Outcome::Deleted { "{}".into() } else { message.into_owned() };
-    println!("The function would answer {} {body} ({name}); explain changed nothing.", status.as_u16());
-    if answer.is_ok() {
+    let (_, name, _) = outcome.row();
+    let deleted = outcome == Outcome::Deleted;
+    let response = outcome.into_response("explain");
+    let body = if let Body::Text(text) = response.body() { text.as_str() } else { "" };
+    println!("The function would answer {} {body} ({name}); explain changed nothing.", response.status().as_u16());
+    if deleted {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
+/// The function's settings, and its app on a store that never writes.
+async fn app() -> Result<(Config, App<ReadOnly<DynamoStore>>), ConfigError> {
+    let config = Config::from_lookup(|name| std::env::var(name).ok())?;
+    let app = App::new(&config, Arc::new(ReadOnly(Arc::new(DynamoStore::connect(&config).await?))))?;
+    Ok((config, app))
+}
+
 /// The header the function would see: the input as it is when it names
-/// its scheme, else the credential under the scheme its form says.
-fn header_value(credential: &str) -> Option<HeaderValue> {
+/// its scheme, else the credential under `Bearer` (where a PAT reads as
+/// one too); an error when no header could carry it.
+fn header_value(credential: &str) -> Result<Option<HeaderValue>, ()> {
     let value = match credential {
-        "" => return None,
+        "" => return Ok(None),
         c if c.contains(' ') => c.to_owned(),
-        c if c.starts_with("nbp_") => format!("Token {c}"),
         c => format!("Bearer {c}"),
     };
-    HeaderValue::from_bytes(value.as_bytes()).ok()
+    HeaderValue::from_bytes(value.as_bytes()).map(Some).map_err(drop)
 }
 
 fn show(step: &Step<'_>, auth: &AuthConfig) {
@@ -102,7 +103,7 @@ fn show(step: &Step<'_>, auth: &AuthConfig) {
         Step::Credential(kind) => println!("  credential: a {kind}"),
         Step::Jwt(verified) => jwt_checks(None, &verified.shown, auth),
         Step::Pat(row) => {
-            let expiry = row.expires_at.map_or("no expiry".into(), |at| relative(at - unix_seconds()));
+            let expiry = row.expires_at.map_or("no expiry".into(), |at| relative(at.saturating_sub(unix_seconds())));
             println!(
                 "  the index finds PAT {} of user {} in account {}; it expires {expiry}",
                 row.token_id, row.user_id, row.account_id

@@ -17,13 +17,13 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::auth::provider::cache::{believable_until, CachedKeySet, SharedKeyCache};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::deadline::Deadline;
 use crate::domain::rate_limit::Payment;
 use crate::domain::store::{Deletion, Store, StoreError};
 use crate::domain::{PersonalAccessToken, User};
 use crate::ids::{AccountId, TokenId, UserId};
-use crate::storage::client::{timeouts, OPERATION_TIMEOUT};
+use crate::storage::client::{self, timeouts, OPERATION_TIMEOUT};
 use crate::storage::items::{
     attr, key_cache_key, number_value, string_value, token_key, user_key, Item, KeyCacheItem, Row, HASHED_TOKEN_INDEX,
 };
@@ -63,6 +63,12 @@ impl DynamoStore {
             users_table: config.users_table.clone(),
             key_cache_table: config.key_cache_table.clone(),
         }
+    }
+
+    /// The function's store: a client from the environment's settings,
+    /// refused when they would send it to an insecure endpoint (spec §6).
+    pub async fn connect(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(client::dynamodb_client(client::loader()).await?, config))
     }
 
     /// The item under `key` in `table`, read strongly consistent.

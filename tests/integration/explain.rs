@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::common::faults::FaultProxy;
+use crate::common::faults::{Fault, FaultProxy};
 use crate::common::*;
 
 /// `explain` on `stack`'s settings with `extra`, through `proxy`: its exit
@@ -55,13 +55,16 @@ async fn explain_says_what_the_function_would_answer_and_changes_nothing() {
         "ok   iss",
         "FAIL aud [\"netbird-dashboard\"] names one of AUTH_AUDIENCE",
         "jwt_wrong_audience",
-        "401 token invalid",
+        r#"401 {"code":401,"message":"token invalid"}"#,
     ] {
         assert!(printed.contains(said), "{said}: {printed}");
     }
     let (code, printed) = explain(&stack, &proxy, &[], "u", "u-t", &stack.keys.jwt("u"));
     assert_eq!(code, 1);
-    assert!(printed.contains("role user") && printed.contains("403 permission denied"), "{printed}");
+    assert!(
+        printed.contains("role user") && printed.contains(r#"403 {"code":403,"message":"permission denied"}"#),
+        "{printed}"
+    );
     let limited = [("NB_API_RATE_LIMITING_ENABLED", "true"), ("NB_API_RATE_LIMITING_BURST", "1")];
     let empty_bucket = PersonalAccessToken { rate_limited_until: Some(now_ms() + 60_000), ..before.1.clone().unwrap() };
     stack
@@ -74,7 +77,16 @@ async fn explain_says_what_the_function_would_answer_and_changes_nothing() {
         .unwrap();
     let (code, printed) = explain(&stack, &proxy, &limited, "o", "o-t", &pat);
     assert_eq!(code, 1);
-    assert!(printed.contains("bucket is full again in") && printed.contains("429 too many requests"), "{printed}");
+    assert!(
+        printed.contains("bucket is full again in")
+            && printed.contains(r#"429 {"code":429,"message":"too many requests"}"#),
+        "{printed}"
+    );
+
+    proxy.always(Fault::ServerError, "GetItem");
+    let (code, printed) = explain(&stack, &proxy, &[], "o", "o-t", &stack.keys.jwt("o"));
+    assert_eq!(code, 1);
+    assert!(printed.contains("a storage call failed") && printed.contains("InternalServerError"), "{printed}");
 
     assert_eq!(stack.tokens().await, before.0, "nothing deleted");
     assert_eq!(stack.token_item("o", "o-login").await, Some(empty_bucket), "no lastUsed, no payment");
