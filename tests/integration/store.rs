@@ -19,6 +19,7 @@ use netbird_delete_token::ids::{TokenId, UserId};
 use netbird_delete_token::storage::dynamo::DynamoStore;
 use netbird_delete_token::storage::items::{Item, KeyCacheItem};
 use netbird_delete_token::storage::memory::MemoryStore;
+use netbird_delete_token::storage::read_only::ReadOnly;
 
 /// Rows written behind the store's back, as another writer would.
 trait Seed {
@@ -67,9 +68,11 @@ fn entry(fetched_at_ms: u64) -> CachedKeySet {
     CachedKeySet { document: format!("set of {fetched_at_ms}"), fetched_at_ms, max_age_secs: 60 }
 }
 
-/// The contract, on `store`, with rows written through `seed`.
-async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
-    let time = Deadline::Unknown;
+/// The contract, on `store`, with rows written through `seed`; `make
+/// explain`'s store on it answers each write as the write would, and
+/// writes nothing.
+async fn contract<S: Store + SharedKeyCache>(store: &Arc<S>, seed: &impl Seed) {
+    let (time, dry) = (Deadline::Unknown, ReadOnly(store.clone()));
     let user = User {
         user_id: "u".into(),
         account_id: ACCOUNT.into(),
@@ -104,6 +107,8 @@ async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
         let before = row(&format!("p{i}"), ACCOUNT, full_at);
         seed.put_token(before.clone()).await;
         let want = records_use(Some(&before), payment);
+        assert_eq!(dry.record_use(&before, now, payment, &time).await, Ok(want), "dry: {payment:?} on {full_at:?}");
+        assert_eq!(store.token(&"u".into(), &before.token_id, &time).await, Ok(Some(before.clone())), "dry wrote");
         assert_eq!(store.record_use(&before, now, payment, &time).await, Ok(want), "{payment:?} on {full_at:?}");
         let after = store.token(&"u".into(), &before.token_id, &time).await.unwrap().unwrap();
         let paid = PersonalAccessToken {
@@ -114,6 +119,7 @@ async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
         assert_eq!(after, if want { paid } else { before }, "{payment:?} on {full_at:?}");
     }
     let gone = row("gone", ACCOUNT, None);
+    assert_eq!(dry.record_use(&gone, now, None, &time).await, Ok(false));
     assert_eq!(store.record_use(&gone, now, None, &time).await, Ok(false), "no row, no write");
     assert_eq!(store.token(&"u".into(), &"gone".into(), &time).await, Ok(None), "never recreated");
 
@@ -122,11 +128,15 @@ async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
     let (u, t, account) = (UserId::from("u"), TokenId::from("t"), ACCOUNT.into());
     let other = row("other", "acc-2", None);
     seed.put_token(other.clone()).await;
+    assert_eq!(dry.delete_token(&"u".into(), &"other".into(), &account, &time).await, Ok(Deletion::NotFound));
     assert_eq!(store.delete_token(&"u".into(), &"other".into(), &account, &time).await, Ok(Deletion::NotFound));
     assert_eq!(store.token(&"u".into(), &"other".into(), &time).await, Ok(Some(other)));
+    // Answered as deleted, and left for the race to delete once.
+    let named = Deletion::Deleted { name: "name of t".into() };
+    assert_eq!(dry.delete_token(&u, &t, &account, &time).await, Ok(named.clone()));
     let deletes = (0..8).map(|_| store.delete_token(&u, &t, &account, &time));
     let ended = futures_util::future::join_all(deletes).await;
-    let deleted = ended.iter().filter(|d| **d == Ok(Deletion::Deleted { name: "name of t".into() })).count();
+    let deleted = ended.iter().filter(|d| **d == Ok(named.clone())).count();
     let not_found = ended.iter().filter(|d| **d == Ok(Deletion::NotFound)).count();
     assert_eq!((deleted, not_found), (1, 7));
     assert_eq!(store.token(&"u".into(), &"t".into(), &time).await, Ok(None));
@@ -159,6 +169,7 @@ async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
         if let Some(held) = held {
             assert_eq!(store.store(&source, &entry(held), &time).await, Ok(true), "an empty source takes any set");
         }
+        assert_eq!(dry.store(&source, &entry(offered), &time).await, Ok(false), "dry: never written");
         assert_eq!(store.store(&source, &entry(offered), &time).await, Ok(replaces), "{held:?} then {offered}");
         let want = if replaces { entry(offered) } else { entry(held.unwrap()) };
         assert_eq!(store.load(&source, &time).await, Ok(Some(want)), "{held:?} then {offered}");
@@ -171,8 +182,8 @@ async fn contract<S: Store + SharedKeyCache>(store: &S, seed: &impl Seed) {
 
 #[tokio::test]
 async fn the_in_memory_store_keeps_the_contract() {
-    let store = MemoryStore::default();
-    contract(&store, &store).await;
+    let store = Arc::new(MemoryStore::default());
+    contract(&store, store.as_ref()).await;
 }
 
 /// Straight to DynamoDB Local: these calls are the store's, with keys and
@@ -185,7 +196,7 @@ async fn unrecorded() -> Stack {
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamodb_keeps_the_contract() {
     let stack = unrecorded().await;
-    contract(stack.store.as_ref(), &stack).await;
+    contract(&stack.store, &stack).await;
 }
 
 /// Rows as a careless writer may leave them: flags of the wrong type count
