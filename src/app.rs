@@ -129,19 +129,19 @@ impl<S: Store + SharedKeyCache> App<S> {
         // valid ids, while the users are read: no extra round trip.
         let pat_use = async {
             match &caller.pat {
-                Some(pat) => Some(self.mark_used(pat, deadline).await.map(|used| (used, pat))),
-                None => None,
+                Some(pat) => self.use_pat(pat, deadline).await,
+                None => Ok(()),
             }
         };
         let (target_id, token_id) = match target.validated() {
             Ok(ids) => ids,
             Err(invalid) => {
-                self.check_use(pat_use.await)?;
+                pat_use.await?;
                 return Err(invalid.into());
             }
         };
         let (users, pat_use) = tokio::join!(self.users(&caller.user_id, &target_id, deadline), pat_use);
-        self.check_use(pat_use)?;
+        pat_use?;
         let (caller_row, target_row) = users.map_err(storage_failed)?;
         self.note(Step::Users { caller: caller_row.as_ref(), target: target_row.as_ref() });
         let allowed = may_delete_token(caller_row.as_ref(), &target_id, target_row.as_ref()).map_err(|refusal| {
@@ -223,11 +223,10 @@ impl<S: Store + SharedKeyCache> App<S> {
         }
     }
 
-    /// A PAT's use as the request's answer needs it: a row deleted a
+    /// Records a PAT's use (and pays for the request): a row deleted a
     /// moment ago refuses the PAT; an empty bucket, the request.
-    fn check_use(&self, used: Option<Result<(PatUse, &PersonalAccessToken), StoreError>>) -> Result<(), Outcome> {
-        let Some(used) = used else { return Ok(()) };
-        let (used, pat) = used.map_err(storage_failed)?;
+    async fn use_pat(&self, pat: &PersonalAccessToken, deadline: &Deadline) -> Result<(), Outcome> {
+        let used = self.mark_used(pat, deadline).await.map_err(storage_failed)?;
         self.note(Step::PatUse(used));
         match used {
             PatUse::Marked => Ok(()),
@@ -583,14 +582,14 @@ pub(crate) mod tests {
         let round = Duration::from_millis(10);
         account.store.set_latency(round);
         let pat = account.token("o", "o-login", Some(unix_seconds() + DAY));
-        for (authorization, user, token, rounds) in [
-            (account.jwt("o"), "o", "o-t", 2),
-            (account.jwt("a"), "s", "s-t", 2),
-            (pat.clone(), "o", "x", 3),
-            (pat, "o/x", "x", 2),
+        for (authorization, user, token, rounds, answer) in [
+            (account.jwt("o"), "o", "o-t", 2, Ok(())),
+            (account.jwt("a"), "s", "s-t", 2, Ok(())),
+            (pat.clone(), "o", "x", 3, Err(Outcome::TokenNotFound("x".into()))),
+            (pat, "o/x", "x", 2, Err(Outcome::InvalidUserId)),
         ] {
             let started = Instant::now();
-            let _ = account.delete(Some(&authorization), user, token).await;
+            assert_eq!(account.delete(Some(&authorization), user, token).await, answer, "{user}/{token}");
             assert_eq!(started.elapsed(), round * rounds, "{user}/{token}");
         }
     }
@@ -638,7 +637,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_table_is_a_500_that_changes_nothing() {
+    async fn a_failing_table_is_a_500_that_deletes_nothing() {
         for call in [Call::User, Call::TokenByHash, Call::RecordUse] {
             let account = account(&[]);
             let pat = account.token("o", "o-login", Some(unix_seconds() + DAY));
