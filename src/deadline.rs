@@ -29,7 +29,7 @@ const FIRST_PLAUSIBLE_MS: u64 = 1_000_000_000_000;
 pub enum Deadline {
     /// Work must end by then (the margin is already taken off).
     At(Instant),
-    /// No request waits (init, a background refresh), or the event source
+    /// No request waits (init, and the key fetch it starts), or the event source
     /// gave no usable deadline: each client's own timeouts bound its calls.
     Unknown,
 }

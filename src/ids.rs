@@ -8,13 +8,16 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 /// Longest id accepted from a request, in bytes.
 pub const MAX_ID_LEN: usize = 256;
 
-/// 1 to 256 bytes, no `/`, no control characters, and no format
-/// characters (Unicode category Cf: bidirectional overrides such as
-/// U+202E, zero-width spaces): an id that reads as another in a log or an
-/// audit line is refused.
+/// A control or format character (Unicode category Cf: bidirectional
+/// overrides such as U+202E, zero-width spaces): text holding one may read
+/// as other text in a log or an audit line.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
+/// 1 to 256 bytes, no `/`, nothing [invisible](is_invisible).
 pub fn is_valid_id(id: &str) -> bool {
-    let invisible = |c: char| c.is_control() || c.general_category() == GeneralCategory::Format;
-    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c == '/' || invisible(c))
+    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c == '/' || is_invisible(c))
 }
 
 macro_rules! id_type {

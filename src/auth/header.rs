@@ -19,17 +19,12 @@ pub enum Credential<'a> {
 /// valid credential.
 pub fn parse(header: Option<&HeaderValue>) -> Result<Credential<'_>, Refused> {
     let value = header.ok_or(Reason::HeaderAbsent)?.to_str().map_err(|_| Reason::HeaderNotVisibleAscii)?.trim();
-    let known = |scheme: &str| scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer");
-    // One word: a scheme with nothing after it, or a credential without a
-    // scheme (nothing of which is ever shown).
-    let Some((scheme, credential)) = value.split_once(' ') else {
-        let empty = value.is_empty() || known(value);
-        return Err(if empty { Reason::HeaderEmpty } else { Reason::UnknownScheme }.into());
-    };
-    let credential = credential.trim_start();
-    if credential.is_empty() {
+    if value.is_empty() {
         return Err(Reason::HeaderEmpty.into());
     }
+    // One word is a scheme with nothing after it, or a credential without
+    // a scheme (nothing of which is ever shown).
+    let (scheme, credential) = value.split_once(' ').map_or((value, ""), |(s, c)| (s, c.trim_start()));
     let is_pat = if scheme.eq_ignore_ascii_case("token") {
         true
     } else if scheme.eq_ignore_ascii_case("bearer") {
@@ -37,6 +32,9 @@ pub fn parse(header: Option<&HeaderValue>) -> Result<Credential<'_>, Refused> {
     } else {
         return Err(Reason::UnknownScheme.into());
     };
+    if credential.is_empty() {
+        return Err(Reason::HeaderEmpty.into());
+    }
     if credential.len() > MAX_CREDENTIAL_LEN {
         return Err(Reason::HeaderTooLong.into());
     }

@@ -59,18 +59,13 @@ impl<C: SharedKeyCache> JwtVerifier<C> {
     /// A verifier for `config`; a provider's keys are shared with the
     /// fleet through `shared` when given.
     pub fn new(config: &AuthConfig, shared: Option<Arc<C>>) -> Result<Self, ConfigError> {
-        Ok(Self::with_keys(config, Keys::new(config, shared)?))
-    }
-
-    /// Verifies with `keys` instead of those `config` names.
-    pub fn with_keys(config: &AuthConfig, keys: Keys<C>) -> Self {
-        JwtVerifier {
-            keys,
+        Ok(JwtVerifier {
+            keys: Keys::new(config, shared)?,
             issuer: config.issuer.clone(),
             audiences: config.audiences.clone(),
             user_id_claim: config.user_id_claim.clone(),
             allowed_groups: config.allowed_groups.clone(),
-        }
+        })
     }
 
     pub fn keys(&self) -> &Keys<C> {
@@ -86,7 +81,7 @@ impl<C: SharedKeyCache> JwtVerifier<C> {
             alg: Some(token.alg.clone()),
             kid: token.kid.clone(),
             iss: token.claims.get("iss").map(text),
-            aud: strings(token.claims.get("aud")),
+            aud: token.claims.get("aud").map_or_else(Vec::new, strings),
             ..Shown::default()
         };
         // A time claim that is not a number makes no sense of the token.
@@ -147,7 +142,7 @@ impl<C: SharedKeyCache> JwtVerifier<C> {
                 shown.claim = Some(allowed.claim.clone());
                 return refuse(Reason::JwtNoGroups, shown);
             };
-            shown.groups = groups(claim);
+            shown.groups = strings(claim);
             if !shown.groups.iter().any(|group| allowed.groups.contains(group)) {
                 return refuse(Reason::JwtNoAllowedGroup, shown);
             }
@@ -179,19 +174,14 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-/// `aud` as a list: a string, or an array's string members.
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::String(one)) => vec![one.clone()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+/// What `aud` or a groups claim (spec §10) names: a string, or an array
+/// whose string members count; anything else names none.
+fn strings(claim: &Value) -> Vec<String> {
+    match claim {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     }
-}
-
-/// The groups a groups claim names (spec §10): a string, or an array whose
-/// string members count; anything else names none.
-fn groups(claim: &Value) -> Vec<String> {
-    strings(Some(claim))
 }
 
 #[cfg(test)]
@@ -323,10 +313,10 @@ mod tests {
 
     #[test]
     fn groups_come_as_a_string_or_an_array_of_strings() {
-        assert_eq!(groups(&json!("netbird-admins")), ["netbird-admins"]);
-        assert_eq!(groups(&json!([1, null, {"name": "x"}, "ops", ["nested"]])), ["ops"]);
+        assert_eq!(strings(&json!("netbird-admins")), ["netbird-admins"]);
+        assert_eq!(strings(&json!([1, null, {"name": "x"}, "ops", ["nested"]])), ["ops"]);
         for none in [json!([]), json!({ "ops": {} }), json!(7)] {
-            assert!(groups(&none).is_empty(), "{none}");
+            assert!(strings(&none).is_empty(), "{none}");
         }
     }
 

@@ -146,8 +146,8 @@ mod tests {
         // character straddles the secret's end.
         let token = format!("nbp_{}é{}", "a".repeat(29), "0".repeat(5));
         assert_eq!(token.len(), TOKEN_LEN);
-        assert!(Pat::parse(&token).is_err());
-        assert!(Pat::parse("nbp_ééééééééééééééééé0").is_err());
+        assert_eq!(Pat::parse(&token).err(), Some(Reason::PatMalformed));
+        assert_eq!(Pat::parse("nbp_ééééééééééééééééé0").err(), Some(Reason::PatMalformed));
     }
 
     #[test]

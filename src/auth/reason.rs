@@ -156,14 +156,7 @@ impl Shown {
 /// At most [`MAX_CHARS`] characters, control and format characters (a
 /// newline, U+202E) replaced, `…` where cut.
 fn bounded(text: &str) -> String {
-    let visible = |c: char| {
-        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-        if c.is_control() || c.general_category() == GeneralCategory::Format {
-            '\u{FFFD}'
-        } else {
-            c
-        }
-    };
+    let visible = |c: char| if crate::ids::is_invisible(c) { '\u{FFFD}' } else { c };
     let mut out: String = text.chars().take(MAX_CHARS).map(visible).collect();
     if text.chars().nth(MAX_CHARS).is_some() {
         out.push('…');
@@ -195,9 +188,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_two_reasons_read_alike() {
+    fn every_reason_is_listed_once_in_order_and_no_two_read_alike() {
         let names: std::collections::BTreeSet<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), Reason::ALL.len());
+        // `ALL` is the declaration's order, to its last variant: none left out.
+        assert!(Reason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert_eq!(Reason::ALL.len(), Reason::PatDeleted as usize + 1);
     }
 
     #[test]

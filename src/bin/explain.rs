@@ -14,6 +14,7 @@ use lambda_http::http::HeaderValue;
 use lambda_http::Body;
 use netbird_delete_token::app::{App, PatUse, Step};
 use netbird_delete_token::auth::reason::{Reason, Refused, Shown};
+use netbird_delete_token::auth::{jwt::LEEWAY_SECS, keys::SUPPORTED};
 use netbird_delete_token::clock::{unix_millis, unix_seconds};
 use netbird_delete_token::config::{AuthConfig, Config, ConfigError};
 use netbird_delete_token::deadline::Deadline;
@@ -162,7 +163,7 @@ fn jwt_checks(failed: Option<Reason>, shown: &Shown, auth: &AuthConfig) {
     let groups = auth.allowed_groups.as_ref();
     let checks: [(&[Reason], String); 9] = [
         (&[Reason::JwtMalformed], "three base64url parts of JSON, numeric times".into()),
-        (&[Reason::JwtAlgorithmNotAccepted], format!("alg {} is RS256/384/512, ES256/384 or PS256", text(&shown.alg))),
+        (&[Reason::JwtAlgorithmNotAccepted], format!("alg {} is one of {SUPPORTED:?}", text(&shown.alg))),
         (
             &[Reason::JwtUnknownKid, Reason::JwtNoKeyForAlgorithm],
             format!("kid {} is in the key set, with a key for that alg", text(&shown.kid)),
@@ -172,7 +173,7 @@ fn jwt_checks(failed: Option<Reason>, shown: &Shown, auth: &AuthConfig) {
             &[Reason::JwtNoExpiry, Reason::JwtExpired, Reason::JwtNotYetValid],
             match shown.expired_seconds_ago {
                 Some(ago) => format!("exp is not past (it passed {ago} s ago), nbf and iat are not ahead"),
-                None => "exp is not past, nbf and iat are not ahead (60 s leeway)".into(),
+                None => format!("exp is not past, nbf and iat are not ahead ({LEEWAY_SECS} s leeway)"),
             },
         ),
         (&[Reason::JwtWrongIssuer], format!("iss {} is AUTH_ISSUER {:?}", text(&shown.iss), auth.issuer)),

@@ -1,7 +1,9 @@
-//! What a request needs from storage: every call it makes to the tokens
-//! and users tables, each ending within the request's [`Deadline`]. DynamoDB
-//! implements it (`storage::dynamo`), and so does an in-memory store for the
-//! tests (`storage::memory`).
+//! What a delete needs from storage: the calls it makes to the tokens and
+//! users tables, each ending within the request's [`Deadline`], and the
+//! conditions of its writes as predicates. DynamoDB implements it
+//! (`storage::dynamo`), as do an in-memory store for the tests
+//! (`storage::memory`) and `make explain`'s store that never writes
+//! (`storage::read_only`).
 
 use std::future::Future;
 
