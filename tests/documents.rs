@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use netbird_delete_token::config::{Config, ConfigError, LogSettings};
-use netbird_delete_token::outcome::Outcome;
+use netbird_delete_token::outcome::{Cause, Outcome};
 use netbird_delete_token::telemetry::{KEY_REFRESH_METRICS, REQUEST_METRICS};
 use serde_norway::Value;
 
@@ -44,6 +44,17 @@ fn table(path: &str, header: &[&str]) -> Vec<Vec<String>> {
 fn holds<T, C: FromIterator<T> + PartialEq + Debug>(path: &str, header: &[&str], cells: fn(Vec<String>) -> T, code: C) {
     let documented: C = table(path, header).into_iter().map(cells).collect();
     assert_eq!(documented, code, "{path}'s table {header:?} (left) and the code's (right)");
+}
+
+/// The spec lists every `cause` a 500's line may name, and the runbook
+/// says what to do about each.
+#[test]
+fn every_cause_of_a_500_is_in_the_spec_and_the_runbook() {
+    let causes: Vec<String> = Cause::ALL.iter().map(|c| format!("`{}`", c.as_str())).collect();
+    assert!(read("docs/spec.md").contains(&format!("`cause`\n({})", causes.join(", "))), "spec §4: {causes:?}");
+    let header = ["alarm", "metric", "threshold", "period", "rolls back", "what to do"];
+    let runbook = &table("docs/operations.md", &header)[0];
+    assert!(causes.iter().all(|c| runbook[5].contains(c.as_str())), "ErrorsAlarm's row: {causes:?}");
 }
 
 #[test]
