@@ -43,12 +43,7 @@ pub struct Idp {
 
 impl Idp {
     pub async fn start() -> Idp {
-        Self::start_at("127.0.0.1:0").await
-    }
-
-    /// A provider at `address` (`127.0.0.1:<port>`).
-    pub async fn start_at(address: &str) -> Idp {
-        let listener = TcpListener::bind(address).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<Vec<String>>> = Arc::default();

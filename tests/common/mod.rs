@@ -19,13 +19,16 @@ use netbird_delete_token::app::App;
 use netbird_delete_token::auth::pat;
 use netbird_delete_token::auth::provider::cache::CachedKeySet;
 pub use netbird_delete_token::clock::{unix_millis as now_ms, unix_seconds as now};
-use netbird_delete_token::config::{AuthConfig, Config, KeySource};
+use netbird_delete_token::config::Config;
+use netbird_delete_token::deadline::Deadline;
 use netbird_delete_token::devkeys::{jwks_json, DevKey};
+use netbird_delete_token::domain::store::Store;
 pub use netbird_delete_token::domain::{PersonalAccessToken, Role, User};
 use netbird_delete_token::http::lambda::answer_event;
 use netbird_delete_token::storage::client as sdk;
 use netbird_delete_token::storage::dynamo::DynamoStore;
-pub use netbird_delete_token::storage::items::{attr, token_key, KeyCacheItem, Row};
+use netbird_delete_token::storage::items::KeyCacheItem;
+pub use netbird_delete_token::storage::items::{attr, Row};
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://idp.test/";
@@ -58,17 +61,6 @@ impl Keys {
 
     pub fn jwt(&self, sub: &str) -> String {
         self.es256.sign(&claims(sub)).unwrap()
-    }
-}
-
-/// NetBird's JWT settings for these tests' issuer and audience, keys from `keys`.
-pub fn auth_config(keys: KeySource) -> AuthConfig {
-    AuthConfig {
-        issuer: ISSUER.into(),
-        audiences: vec!["cli".into(), AUDIENCE.into()],
-        keys,
-        user_id_claim: "sub".into(),
-        allowed_groups: None,
     }
 }
 
@@ -224,18 +216,11 @@ impl Stack {
         keys
     }
 
+    /// The token's row, read as the store reads it, straight from DynamoDB
+    /// Local (not a call of the function's).
     pub async fn token_item(&self, user: &str, token_id: &str) -> Option<PersonalAccessToken> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.config.tokens_table)
-            .set_key(Some(token_key(&user.into(), &token_id.into())))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item?;
-        Some(PersonalAccessToken::from_item(&item).unwrap())
+        let store = DynamoStore::new(self.client.clone(), &self.config);
+        store.token(&user.into(), &token_id.into(), &Deadline::Unknown).await.unwrap()
     }
 
     /// Runs `event` through the real entry point, as Lambda would.
@@ -289,7 +274,7 @@ pub fn http_api_event(method: &str, user: &str, token: &str, authorization: Opti
     })
 }
 
-pub fn encode(id: &str) -> String {
+fn encode(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

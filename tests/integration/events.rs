@@ -42,8 +42,10 @@ async fn sample_events_answer_as_their_table_says() {
         };
         let event: Value =
             serde_json::from_str(&std::fs::read_to_string(format!("{root}/events/{file}")).unwrap()).unwrap();
+        let before = stack.tokens().await;
         let got = stack.call(&event).await;
         assert_eq!((got.status, got.body), (status, body), "{file}");
+        assert_eq!(stack.tokens().await.len() + usize::from(status == 200), before.len(), "{file}: the table");
         if status == 200 {
             let token = event["pathParameters"]["tokenId"].as_str().map_or_else(
                 || event["rawPath"].as_str().unwrap().rsplit('/').next().unwrap().to_owned(),

@@ -53,6 +53,8 @@ async fn a_transient_fault_is_invisible_and_a_persistent_one_a_prompt_error() {
             "{fault:?} on {operation}"
         );
         assert_eq!(proxy.injected(), 1, "{fault:?} on {operation} was injected");
+        let used = stack.token_item("o", "o-login").await.and_then(|t| t.last_used);
+        assert!(stack.token_item("o", "o-t").await.is_none() && used.is_some(), "{fault:?} on {operation}");
     }
     let persistent = [
         (Fault::Throttling, "DeleteItem"),

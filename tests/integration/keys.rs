@@ -47,8 +47,9 @@ fn settings(issuer: &str, audience: &str, claim: &str, keys: KeySource) -> AuthC
     AuthConfig {
         issuer: issuer.into(),
         audiences: vec![audience.into()],
+        keys,
         user_id_claim: claim.into(),
-        ..auth_config(keys)
+        allowed_groups: None,
     }
 }
 

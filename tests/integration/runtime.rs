@@ -234,6 +234,7 @@ async fn each_refused_credential_is_named_in_the_log_and_nothing_else() {
         assert_eq!((got.status, got.body), error(401, message), "the caller learns nothing more");
     }
     assert_eq!(delete(&runtime, "o", "t", &format!("Token {expired}")).await.status, 401);
+    assert_eq!(stack.token_item("o", "o-old").await.unwrap().last_used, None, "an expired PAT is not marked used");
     let lines = function.stop().await;
     let docs = documents(&lines);
     assert_eq!(docs.len(), lines.len(), "one JSON object a line: {lines:#?}");
@@ -313,6 +314,7 @@ async fn frozen_between_invocations_a_healthy_provider_raises_no_alarm() {
     assert!(stack.token_item("o", "t3").await.is_some());
     for function in [cut_function, first_function, second_function] {
         let docs = documents(&function.stop().await);
+        assert!(!requests(&docs).is_empty(), "the log was read");
         assert_eq!(key_health(&docs), Vec::<&Value>::new(), "no failure, nothing stale");
     }
 }
@@ -361,6 +363,7 @@ async fn keys_that_cannot_be_refreshed_are_reported_as_stale() {
         let started = Instant::now();
         let answer = delete(&runtime, "o", &format!("k{i}"), &jwt).await.status;
         assert_eq!(answer, status, "the stale set verifies, for 24 h past its lifetime");
+        assert_eq!(stack.token_item("o", &format!("k{i}")).await.is_none(), status == 200);
         assert!(started.elapsed() < Duration::from_millis(1_800), "within the slice: {:?}", started.elapsed());
         assert!(idp.hits(WELL_KNOWN) + idp.hits("/certs") > 0, "the provider was asked");
         let docs = documents(&function.stop().await);
@@ -417,6 +420,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         ];
         let (runtime, function) = start(&stack, RuntimeApi::start().await, &secrets).await;
         assert_eq!(delete(&runtime, "o", &format!("o-{i}"), &format!("Token {pat}")).await.status, 200);
+        assert!(stack.token_item("o", &format!("o-{i}")).await.is_none());
         assert_eq!(delete(&runtime, "o", "gone", &format!("Bearer {jwt}")).await.status, 404);
         let everything = function.stop().await.join("\n");
         assert!(everything.contains("\"outcome\":\"deleted\""), "the log was read: {everything}");

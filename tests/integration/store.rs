@@ -149,6 +149,7 @@ async fn contract<S: Store + SharedKeyCache>(store: &Arc<S>, seed: &impl Seed) {
     assert!(store.record_use(&token, now + 9_000, None, &late).await.is_err());
     assert!(store.delete_token(&"u".into(), &"t".into(), &account, &late).await.is_err());
     assert!(store.load("src", &late).await.is_err() && store.store("src", &entry(1), &late).await.is_err());
+    assert_eq!(store.load("src", &time).await, Ok(None), "not written late");
     assert_eq!(store.token(&"u".into(), &"t".into(), &time).await, Ok(Some(token)), "untouched");
 
     // The fleet's key cache: one entry per source, never replaced by an

@@ -236,15 +236,14 @@ def test_the_dashboard_and_the_saved_queries_read_this_functions_logs_and_series
     """Their names and contents are the operations page's, which tests/documents.rs holds to this template;
     here, that each reads this stack's own log group and metric series."""
     stack = render()
-    for widget in json.loads(props(stack, "Dashboard")["DashboardBody"])["widgets"]:
-        if widget["type"] == "log":
-            assert widget["properties"]["query"].startswith("SOURCE 'DeleteTokenLogGroup'")
-        for metric in widget["properties"].get("metrics", []):
-            if metric[0] == "NetBird/DeleteToken":
-                assert metric[2:4] == ["FunctionName", "DeleteTokenFunction"], metric
-    for name, resource in stack.data["Resources"].items():
-        if resource["Type"] == "AWS::Logs::QueryDefinition":
-            assert props(stack, name)["LogGroupNames"] == ["DeleteTokenLogGroup"]
+    widgets = json.loads(props(stack, "Dashboard")["DashboardBody"])["widgets"]
+    queries = [w["properties"]["query"] for w in widgets if w["type"] == "log"]
+    metrics = [m for w in widgets for m in w["properties"].get("metrics", []) if m[0] == "NetBird/DeleteToken"]
+    assert queries and metrics, "the dashboard reads the log and the metrics"
+    assert all(q.startswith("SOURCE 'DeleteTokenLogGroup'") for q in queries), queries
+    assert all(m[2:4] == ["FunctionName", "DeleteTokenFunction"] for m in metrics), metrics
+    saved = [n for n, r in stack.data["Resources"].items() if r["Type"] == "AWS::Logs::QueryDefinition"]
+    assert saved and all(props(stack, n)["LogGroupNames"] == ["DeleteTokenLogGroup"] for n in saved)
     assert int(props(render(KeysStaleAlarmHours="2"), "KeysStaleAlarm")["Threshold"]) == 2
 
 
