@@ -8,8 +8,9 @@
 //! is compared. The function runs with its keys inline (`AUTH_JWKS`) and as
 //! deployments run it, by OIDC discovery from a provider behind TLS, its
 //! own round trip away, with the shared key cache. Several runs; the
-//! budgets are judged on the median run, and every figure is printed with
-//! its range.
+//! budgets are judged on the median run (CPU's on every turn of every run,
+//! each against the floor's in the same turn), and every figure is printed
+//! with its range.
 //!
 //! `BENCH_RUNS` (default 3), `BENCH_RTT_MS` (DynamoDB, default 2) and
 //! `BENCH_PROVIDER_RTT_MS` (default 20) change the runs and the round
