@@ -76,6 +76,14 @@ impl Idp {
         Idp { base: format!("http://127.0.0.1:{port}"), port, routes, hits, latency }
     }
 
+    /// A provider that accepts connections, reads each request (counted),
+    /// and never answers.
+    pub async fn silent() -> Idp {
+        let idp = Idp::start().await;
+        idp.set_latency(std::time::Duration::from_secs(3600));
+        idp
+    }
+
     /// Every answer from now on comes `latency` after its request.
     pub fn set_latency(&self, latency: std::time::Duration) {
         *self.latency.lock().unwrap() = latency;
@@ -92,44 +100,5 @@ impl Idp {
     /// Requests for `path` so far.
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().iter().filter(|p| *p == path).count()
-    }
-}
-
-/// A provider that accepts connections and never answers.
-pub struct Silent {
-    pub address: std::net::SocketAddr,
-    accepted: Arc<std::sync::atomic::AtomicUsize>,
-    held: tokio::task::JoinHandle<()>,
-}
-
-impl Silent {
-    pub async fn start() -> Silent {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let count = accepted.clone();
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                open.push(socket);
-            }
-        });
-        Silent { address, accepted, held }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for Silent {
-    fn drop(&mut self) {
-        self.held.abort();
     }
 }

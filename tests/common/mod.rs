@@ -8,7 +8,6 @@ pub mod http1;
 pub mod idp;
 pub mod runtime_api;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -71,8 +70,9 @@ pub fn claims(sub: &str) -> Value {
 pub struct Stack {
     /// Where the function reaches DynamoDB: a proxy that records its calls.
     pub dynamodb: String,
-    /// Settings beyond the tables and the keys, for every function of the stack.
-    pub settings: Vec<(&'static str, String)>,
+    /// The function's settings (a later one of a name wins), its DynamoDB
+    /// endpoint aside.
+    env: Vec<(&'static str, String)>,
     pub client: Client,
     pub config: Config,
     pub keys: Keys,
@@ -108,35 +108,29 @@ impl Stack {
     async fn build(function_endpoint: &str, settings: &[(&'static str, &str)]) -> Stack {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let suffix = format!("{}-{}-{}", std::process::id(), now(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let tokens_table = format!("tokens-{suffix}");
-        let users_table = format!("users-{suffix}");
-        let key_cache_table = format!("keys-{suffix}");
+        let keys = Keys::new();
+        let mut env = vec![
+            ("TOKENS_TABLE", format!("tokens-{suffix}")),
+            ("USERS_TABLE", format!("users-{suffix}")),
+            ("KEY_CACHE_TABLE", format!("keys-{suffix}")),
+            ("AUTH_ISSUER", ISSUER.to_owned()),
+            ("AUTH_AUDIENCE", format!("other,{AUDIENCE}")),
+            ("AUTH_JWKS", keys.jwks()),
+        ];
+        env.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_devstack"))
             .args(["tables", "--template", concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")])
-            .env("TOKENS_TABLE", &tokens_table)
-            .env("USERS_TABLE", &users_table)
-            .env("KEY_CACHE_TABLE", &key_cache_table)
+            .envs(env[..3].iter().cloned())
             .status()
             .expect("devstack runs");
         assert!(status.success(), "devstack tables failed");
-        let keys = Keys::new();
-        let jwks = keys.jwks();
-        let settings: Vec<(&'static str, String)> = settings.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        let mut vars = HashMap::from([
-            ("TOKENS_TABLE", tokens_table),
-            ("USERS_TABLE", users_table),
-            ("KEY_CACHE_TABLE", key_cache_table),
-            ("AUTH_ISSUER", ISSUER.to_owned()),
-            ("AUTH_AUDIENCE", format!("other,{AUDIENCE}")),
-            ("AUTH_JWKS", jwks),
-        ]);
-        vars.extend(settings.iter().cloned());
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone()));
+        let config = config.unwrap();
         let client = Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
         let function_client = sdk::dynamodb_client(sdk::loader().endpoint_url(function_endpoint)).await.unwrap();
         let store = Arc::new(DynamoStore::new(function_client, &config));
         let app = Arc::new(App::new(&config, store.clone()).unwrap());
-        Stack { dynamodb: function_endpoint.to_owned(), settings, client, config, keys, store, app }
+        Stack { dynamodb: function_endpoint.to_owned(), env, client, config, keys, store, app }
     }
 
     /// The provider's keys as the fleet's cache holds them for `source`.
@@ -148,16 +142,8 @@ impl Stack {
 
     /// The function's settings for these tables, talking to `endpoint`.
     pub fn function_env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("TOKENS_TABLE", self.config.tokens_table.clone()),
-            ("USERS_TABLE", self.config.users_table.clone()),
-            ("KEY_CACHE_TABLE", self.config.key_cache_table.clone().unwrap_or_default()),
-            ("AUTH_ISSUER", ISSUER.into()),
-            ("AUTH_AUDIENCE", AUDIENCE.into()),
-            ("AUTH_JWKS", self.keys.jwks()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()),
-        ];
-        env.extend(self.settings.iter().cloned());
+        let mut env = self.env.clone();
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into()));
         env
     }
 

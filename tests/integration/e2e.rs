@@ -54,16 +54,9 @@ async fn the_function_under_cargo_lambda_watch() {
 
     let env_file = std::env::temp_dir().join(format!("delete-token-e2e-{}.env", std::process::id()));
     let mut env = stack.function_env(&stack.dynamodb);
-    for (name, value) in env.iter_mut() {
-        if *name == "AUTH_JWKS" {
-            *value = format!("'{value}'"); // the env file's quoting
-        }
-    }
-    env.extend([
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "local".into()),
-        ("AWS_SECRET_ACCESS_KEY", "local".into()),
-    ]);
+    env.iter_mut().filter(|(name, _)| *name == "AUTH_JWKS").for_each(|(_, json)| *json = format!("'{json}'")); // quoted
+    let aws = [("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")];
+    env.extend(aws.map(|(name, value)| (name, value.to_owned())));
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(&env_file, text).unwrap();
 

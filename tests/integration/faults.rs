@@ -81,7 +81,7 @@ async fn a_dynamodb_unreachable_or_silent_is_a_prompt_error() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unreachable = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let silent = crate::common::idp::Silent::start().await;
+    let silent = crate::common::idp::Idp::silent().await;
     for endpoint in [unreachable, silent.url("")] {
         let stack = Stack::with_endpoint(&endpoint).await;
         let started = Instant::now();

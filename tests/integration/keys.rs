@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::idp::{Idp, Reply, Silent};
+use crate::common::idp::{Idp, Reply};
 use crate::common::*;
 use aws_lc_rs::rsa::KeySize;
 use jsonwebtoken::Algorithm;
@@ -316,7 +316,7 @@ async fn a_key_the_provider_dropped_is_refused_by_the_request_that_refreshes() {
 /// itself or waits for the fetch init started.
 #[tokio::test]
 async fn a_silent_provider_costs_a_request_no_more_than_its_deadline() {
-    let silent = Silent::start().await;
+    let silent = Idp::silent().await;
     let config = settings(ISSUER, AUDIENCE, "sub", KeySource::Url(KeyUrl::parse(&silent.url("/keys")).unwrap()));
     let token = DevKey::generate_es256("k").unwrap().sign(&claims("u")).unwrap();
     for init_fetches in [false, true] {
